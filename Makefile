@@ -1,0 +1,67 @@
+# Strata developer commands. The virtualenv lives in .venv; every target creates it if missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-unit test-integration test-chart test-images e2e-cluster \
+        e2e-kind lint fmt bench bench-critical bench-ml bench-cache images clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with every extra installed
+
+run: $(STAMP) ## run the whole stack locally (throwaway PostgreSQL + Redis, all services)
+	$(BIN)/strata run
+
+test: $(STAMP) ## run the whole suite: unit, integration (real PostgreSQL/Redis), chart
+	$(BIN)/pytest tests/unit tests/integration tests/chart
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+test-chart: $(STAMP)
+	$(BIN)/pytest tests/chart
+
+test-images: $(STAMP) ## build and run the three images with a Docker engine
+	$(BIN)/pytest tests/e2e/images
+
+e2e-cluster: $(STAMP) ## install the chart on a real single-node Kubernetes built on this host
+	bash tests/e2e/cluster/run.sh
+
+e2e-kind: $(STAMP) ## kind end-to-end (needs a machine with a container registry)
+	bash tests/e2e/kind.sh
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix services tests
+	$(BIN)/ruff format services tests
+
+bench: bench-critical bench-ml bench-cache ## all benchmarks (not tests)
+
+bench-critical: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_critical
+
+bench-ml: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_ml
+
+bench-cache: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_cache
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

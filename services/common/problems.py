@@ -1,0 +1,107 @@
+"""RFC 9457 problem details: one exception type every service raises and renders.
+
+Frameworks plug in one handler each that calls :func:`Problem.to_dict` and sends
+``application/problem+json``. A 5xx body never carries a stack trace or SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import ValidationError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:strata:problem:"
+
+
+class Problem(Exception):  # noqa: N818 - the RFC's own name for it
+    """An HTTP error with a stable slug, rendered as problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.slug = slug
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail or self.title
+        self.errors = list(errors) if errors else None
+        self.headers = dict(headers or {})
+        super().__init__(f"{status} {slug}: {self.detail}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem+json body."""
+        body: dict[str, Any] = {
+            "type": TYPE_PREFIX + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+def bad_json(detail: str = "request body is not valid JSON") -> Problem:
+    """400 for a body that cannot be parsed."""
+    return Problem(400, "malformed-json", detail)
+
+
+def body_too_large(limit: int) -> Problem:
+    """413 for a body over the configured limit."""
+    return Problem(413, "payload-too-large", f"request body exceeds {limit} bytes")
+
+
+def not_found(detail: str = "no such route") -> Problem:
+    """404 for an unknown route."""
+    return Problem(404, "not-found", detail)
+
+
+def method_not_allowed(allowed: Iterable[str] = ()) -> Problem:
+    """405 with the Allow header when known."""
+    allow = ", ".join(sorted(allowed))
+    return Problem(405, "method-not-allowed", headers={"Allow": allow} if allow else None)
+
+
+def unsupported_media_type(expected: str) -> Problem:
+    """415 when the body is not of a type the endpoint reads."""
+    return Problem(415, "unsupported-media-type", f"expected {expected}")
+
+
+def store_unavailable(store: str, retry_after: int = 1) -> Problem:
+    """503 when the backing store cannot be reached in time."""
+    return Problem(
+        503,
+        "store-unavailable",
+        f"the {store} is unavailable; retry later",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def internal_error() -> Problem:
+    """500 with no detail that could leak internals."""
+    return Problem(500, "internal-error", "an unexpected error occurred")
+
+
+def validation_failed(
+    errors: Sequence[Mapping[str, Any]], detail: str = "request validation failed"
+) -> Problem:
+    """422 listing each failing field as ``{"loc": [...], "msg": "..."}``."""
+    return Problem(422, "validation-failed", detail, errors=errors)
+
+
+def from_validation_error(exc: ValidationError, prefix: Sequence[str | int] = ()) -> Problem:
+    """Turn a pydantic ValidationError into a 422 problem without echoing input values."""
+    errors = [
+        {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return validation_failed(errors)

@@ -1,0 +1,222 @@
+"""Sanic glue shared by the ml and cache services.
+
+One call, :func:`install`, wires what every Sanic service has: request ids, the
+per-request log line, metrics by route template, problem+json errors, CORS,
+``/livez``, ``/readyz``, ``/metrics`` and ``/openapi.json``, plus draining on shutdown.
+Only imported by Sanic services (the critical image has no Sanic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import (
+    BadRequest,
+    HeaderExpectationFailed,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    SanicException,
+)
+from sanic.response import BaseHTTPResponse, raw
+
+from services.common import problems
+from services.common.auth import Principal, TokenVerifier
+from services.common.cache import CachingVerifier
+from services.common.cors import cors_headers
+from services.common.health import LIVE_BODY, Health
+from services.common.jsonbody import dumps
+from services.common.logs import log_request
+from services.common.metrics import Metrics, mark_worker_dead
+from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
+from services.common.requestid import HEADER, choose_request_id, current_request_id
+from services.common.settings import ServiceSettings
+
+logger = logging.getLogger("strata.http")
+
+App = Sanic[Any, Any]
+ReadinessCheck = Callable[[App], Awaitable[Mapping[str, str]]]
+_UNMATCHED = "<unmatched>"
+_PROBES = {"/livez", "/readyz", "/metrics"}
+
+
+def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HTTPResponse:
+    """A JSON response serialised with orjson."""
+    return raw(
+        dumps(data), status=status, headers=dict(headers or {}), content_type="application/json"
+    )
+
+
+def problem_response(problem: Problem) -> HTTPResponse:
+    """Render a :class:`Problem` as problem+json."""
+    return raw(
+        dumps(problem.to_dict()),
+        status=problem.status,
+        headers=problem.headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def principal(request: Request, *scopes: str) -> Principal:
+    """Authenticate the request's bearer token and require ``scopes`` (401/403 problems)."""
+    verifier: CachingVerifier = request.app.ctx.verifier
+    who = verifier.verify_header(request.headers.get("authorization"))
+    who.require(*scopes)
+    return who
+
+
+def _translate(exc: Exception, request: Request | None) -> Problem:
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, NotFound):
+        return problems.not_found()
+    if isinstance(exc, MethodNotAllowed):
+        allowed = getattr(exc, "allowed_methods", None) or ()
+        return problems.method_not_allowed(allowed)
+    if isinstance(exc, PayloadTooLarge):
+        limit = request.app.config.REQUEST_MAX_SIZE if request else 0
+        return problems.body_too_large(int(limit))
+    if isinstance(exc, BadRequest | HeaderExpectationFailed | RangeNotSatisfiable):
+        return Problem(400, "bad-request", str(exc) or "bad request")
+    if isinstance(exc, SanicException) and 400 <= exc.status_code < 500:
+        return Problem(exc.status_code, "bad-request", str(exc))
+    return problems.internal_error()
+
+
+def install(
+    app: App,
+    *,
+    service: str,
+    settings: ServiceSettings,
+    readiness: ReadinessCheck,
+    openapi: Callable[[], dict[str, Any]],
+) -> None:
+    """Wire the shared behaviour into ``app``; call from the service's ``create_app``."""
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = max(app.config.GRACEFUL_SHUTDOWN_TIMEOUT, 15.0)
+    app.ctx.settings = settings
+    app.ctx.health = Health()
+    app.ctx.verifier = CachingVerifier(
+        TokenVerifier(
+            key=settings.jwt_key,
+            algorithm=settings.jwt_algorithm,
+            audience=f"strata-{service}",
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+        )
+    )
+    origins = list(settings.cors_allowed_origins)
+
+    @app.before_server_start
+    async def _metrics(app: App) -> None:
+        # Created per worker, after the fork: the multiprocess files are per pid.
+        app.ctx.metrics = Metrics(service, settings.version, settings.revision)
+
+    @app.before_server_stop
+    async def _drain(app: App) -> None:
+        # Readiness fails first; keep serving while load balancers notice, then drain.
+        app.ctx.health.start_draining()
+        if settings.drain_seconds:
+            await asyncio.sleep(settings.drain_seconds)
+
+    @app.after_server_stop
+    async def _dead(app: App) -> None:
+        mark_worker_dead(os.getpid())
+
+    async def _begin(request: Request) -> HTTPResponse | None:
+        request.ctx.request_id = choose_request_id(request.headers.get(HEADER))
+        request.ctx.started = time.perf_counter()
+        current_request_id.set(request.ctx.request_id)
+        metrics: Metrics | None = getattr(request.app.ctx, "metrics", None)
+        if metrics is not None:
+            metrics.request_started(request.method)
+            request.ctx.counted = True
+        if request.method == "OPTIONS" and origins:
+            headers = cors_headers(request.headers.get("origin"), origins, preflight=True)
+            if headers:
+                return HTTPResponse(status=204, headers=headers)
+        return None
+
+    async def _finish(request: Request, response: BaseHTTPResponse) -> HTTPResponse | None:
+        request_id = getattr(request.ctx, "request_id", None) or choose_request_id(None)
+        response.headers[HEADER] = request_id
+        if origins:
+            response.headers.update(
+                cors_headers(request.headers.get("origin"), origins, preflight=False)
+            )
+        started = getattr(request.ctx, "started", None)
+        duration = time.perf_counter() - started if started else 0.0
+        route = request.uri_template or _UNMATCHED
+        metrics: Metrics | None = getattr(request.app.ctx, "metrics", None)
+        if metrics is not None:
+            if getattr(request.ctx, "counted", False):
+                metrics.request_finished(request.method, route, response.status, duration)
+            else:
+                metrics.request_started(request.method)
+                metrics.request_finished(request.method, route, response.status, duration)
+        if route not in _PROBES:
+            log_request(
+                logger,
+                method=request.method,
+                route=route,
+                status=response.status,
+                duration=duration,
+            )
+        return None
+
+    app.register_middleware(_begin, "request", priority=100)
+    app.register_middleware(_finish, "response", priority=100)
+
+    async def _on_error(request: Request, exc: Exception) -> HTTPResponse:
+        problem = _translate(exc, request)
+        if problem.status >= 500 and not isinstance(exc, Problem):
+            logger.error("unhandled error", exc_info=exc)
+        return problem_response(problem)
+
+    app.error_handler.add(Exception, _on_error)
+
+    @app.get("/livez", name="livez")
+    async def _livez(request: Request) -> HTTPResponse:
+        return json(LIVE_BODY)
+
+    @app.get("/readyz", name="readyz")
+    async def _readyz(request: Request) -> HTTPResponse:
+        status, body = request.app.ctx.health.readiness(await readiness(request.app))
+        return json(body, status=status)
+
+    @app.get("/metrics", name="metrics")
+    async def _metrics_route(request: Request) -> HTTPResponse:
+        payload, content_type = request.app.ctx.metrics.render()
+        return raw(payload, content_type=content_type)
+
+    document: dict[str, Any] = {}
+
+    @app.get("/openapi.json", name="openapi")
+    async def _openapi(request: Request) -> HTTPResponse:
+        if not document:
+            document.update(openapi())
+        return json(document)
+
+
+def check_with_timeout(
+    timeout: float,
+) -> Callable[[Callable[[], Awaitable[object]]], Awaitable[str]]:
+    """Run a store ping with a deadline; ``"ok"`` or a short error text (for ``/readyz``)."""
+
+    async def run(ping: Callable[[], Awaitable[object]]) -> str:
+        try:
+            await asyncio.wait_for(ping(), timeout)
+        except TimeoutError:
+            return f"timeout after {timeout}s"
+        except Exception as exc:  # any store failure means not ready
+            return type(exc).__name__
+        return "ok"
+
+    return run

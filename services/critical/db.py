@@ -1,0 +1,101 @@
+"""Engine, sessions and store-failure mapping: the only module that opens connections.
+
+One engine per worker process (created by the app factory after gunicorn forks),
+a session per request closed at teardown. Every connection carries a statement timeout
+and a lock timeout, so nothing waits on PostgreSQL without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from services.common.metrics import Metrics
+from services.common.problems import Problem, store_unavailable
+from services.critical.settings import CriticalSettings
+
+logger = logging.getLogger(__name__)
+
+# SQLSTATEs that mean "the database is not answering in time", not "your request is wrong".
+_UNAVAILABLE_SQLSTATES = {"57014", "57P01", "57P02", "57P03", "55P03", "08000", "08003", "08006"}
+
+
+def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engine:
+    """A pooled engine with bounded waits (pool timeout, connect and statement timeouts)."""
+    options = (
+        f"-c statement_timeout={settings.statement_timeout_ms} "
+        f"-c lock_timeout={settings.statement_timeout_ms} "
+        f"-c idle_in_transaction_session_timeout={max(settings.statement_timeout_ms * 6, 60000)}"
+    )
+    return create_engine(
+        settings.url(migration=migration),
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_pre_ping=True,  # a connection broken by a database restart is replaced, not used
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": settings.connect_timeout,
+            "options": options,
+            "application_name": f"strata-critical{'-migrate' if migration else ''}",
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        },
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (responses are built after it)."""
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def instrument_pool(engine: Engine, metrics: Metrics, capacity: int) -> None:
+    """Export pool capacity and checked-out connections (for saturation alerts)."""
+    in_use = metrics.gauge("db_pool_checked_out", "Connections in use from the pool.")
+    size = metrics.gauge("db_pool_capacity", "Pool size plus max overflow.")
+    size.labels(metrics.service).set(capacity)
+    gauge = in_use.labels(metrics.service)
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        gauge.inc()
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        gauge.dec()
+
+
+def ping(engine: Engine) -> str:
+    """``"ok"`` if PostgreSQL answers ``SELECT 1``, else a short reason (for /readyz)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except PoolTimeout:
+        return "pool exhausted"
+    except DBAPIError as exc:
+        return f"database error: {type(exc.orig).__name__}"
+    return "ok"
+
+
+def as_problem(exc: Exception) -> Problem | None:
+    """Map a store failure to 503 ``store-unavailable``; None when it is not one."""
+    if isinstance(exc, PoolTimeout):
+        return store_unavailable("database")
+    if isinstance(exc, OperationalError):
+        return store_unavailable("database")
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return store_unavailable("database")
+        code = getattr(exc.orig, "pgcode", None)
+        if code in _UNAVAILABLE_SQLSTATES:
+            return store_unavailable("database")
+    return None

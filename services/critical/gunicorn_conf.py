@@ -1,0 +1,69 @@
+"""gunicorn configuration for the critical service (``gunicorn -c`` this file).
+
+Settings are validated here, in the master, so a bad configuration fails before any
+worker forks. The multiprocess metrics directory is wiped at start and a dead worker's
+live gauges are released in ``child_exit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.metrics import mark_worker_dead, prepare_multiproc_dir
+from services.critical.settings import CriticalSettings
+
+_settings = CriticalSettings()
+
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = _settings.workers
+worker_class = "services.critical.worker.DrainingThreadWorker"
+threads = _settings.threads
+# Requests in flight finish within this after SIGTERM (plus the drain delay).
+graceful_timeout = _settings.graceful_timeout + int(_settings.drain_seconds)
+timeout = 30
+keepalive = 5
+max_requests = 0
+limit_request_line = 8190
+limit_request_fields = 100
+forwarded_allow_ips = "*"
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+worker_tmp_dir = "/tmp"  # noqa: S108 - an emptyDir in containers; the root FS is read-only
+proc_name = "strata-critical"
+# No runtime control socket: nothing should manage workers but the orchestrator.
+control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    """Start with an empty metrics directory: stale files would double-count."""
+    prepare_multiproc_dir()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone (exited or killed): stop counting its live gauges."""
+    mark_worker_dead(worker.pid)
+
+
+# gunicorn's own records (worker boot/exit) as JSON lines too, like the app's.
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "services.common.logs.JsonFormatter", "service": "critical"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": {
+        "gunicorn.error": {
+            "handlers": ["stdout"],
+            "level": _settings.log_level,
+            "propagate": False,
+        },
+    },
+}

@@ -1,0 +1,302 @@
+"""Ledger rules: accounts, deposits, withdrawals and transfers.
+
+Every function takes the request's session and works inside the caller's transaction.
+Money moves under row locks taken in ascending account-id order, so two transfers can
+never wait on each other in a cycle (no deadlocks), and balances are re-read under the
+lock (no lost updates) at READ COMMITTED.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from services.common.problems import Problem
+from services.critical.models import Account, AuditLog, Entry, Transfer
+
+EXTERNAL_OWNER = "strata:external"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a write, for the audit trail."""
+
+    subject: str
+    request_id: str | None
+
+
+def account_not_found(account_id: uuid.UUID) -> Problem:
+    """404 ``account-not-found``."""
+    return Problem(404, "account-not-found", f"account {account_id} does not exist")
+
+
+def audit(session: Session, actor: Actor, action: str, resource: str, **details: Any) -> None:
+    """Append an audit row in the current transaction."""
+    session.add(
+        AuditLog(
+            actor=actor.subject,
+            action=action,
+            resource=resource,
+            request_id=actor.request_id,
+            details=details,
+        )
+    )
+
+
+def create_account(session: Session, actor: Actor, owner: str, currency: str) -> Account:
+    """Open an active customer account with a zero balance."""
+    account = Account(id=uuid.uuid4(), owner=owner, currency=currency)
+    session.add(account)
+    session.flush()
+    session.refresh(account)
+    audit(session, actor, "account.create", f"accounts/{account.id}", currency=currency)
+    return account
+
+
+def get_account(session: Session, account_id: uuid.UUID) -> Account:
+    """A customer account or 404 (the external accounts are not addressable)."""
+    account = session.get(Account, account_id)
+    if account is None or account.kind != "customer":
+        raise account_not_found(account_id)
+    return account
+
+
+def list_accounts(
+    session: Session, owner: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Account]:
+    """Customer accounts in creation order, after a keyset position."""
+    query = select(Account).where(Account.kind == "customer")
+    if owner is not None:
+        query = query.where(Account.owner == owner)
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            or_(
+                Account.created_at > created,
+                and_(Account.created_at == created, Account.id > last_id),
+            )
+        )
+    query = query.order_by(Account.created_at, Account.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def set_status(
+    session: Session, actor: Actor, account_id: uuid.UUID, status: str, if_match: int | None
+) -> Account:
+    """Change an account's status; ``if_match`` must equal the current version when given."""
+    account = session.scalars(
+        select(Account)
+        .where(Account.id == account_id, Account.kind == "customer")
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if account is None:
+        raise account_not_found(account_id)
+    if if_match is not None and if_match != account.version:
+        raise Problem(
+            412,
+            "version-mismatch",
+            f"account is at version {account.version}, not {if_match}",
+        )
+    if status == "closed" and account.balance != 0:
+        raise Problem(409, "account-not-empty", "only an account with a zero balance can close")
+    previous = account.status
+    account.status = status
+    account.version += 1
+    account.updated_at = func.now()
+    session.flush()
+    session.refresh(account)
+    audit(session, actor, "account.status", f"accounts/{account_id}", before=previous, after=status)
+    return account
+
+
+def _external_account(session: Session, currency: str) -> uuid.UUID:
+    """The id of the external account for ``currency``, created on first use."""
+    existing = session.scalar(
+        select(Account.id).where(Account.kind == "external", Account.currency == currency)
+    )
+    if existing is not None:
+        return existing
+    # Concurrent first deposits race here; the partial unique index lets exactly one win.
+    session.execute(
+        pg_insert(Account)
+        .values(id=uuid.uuid4(), owner=EXTERNAL_OWNER, currency=currency, kind="external")
+        .on_conflict_do_nothing(index_elements=["currency"], index_where=text("kind = 'external'"))
+    )
+    found = session.scalar(
+        select(Account.id).where(Account.kind == "external", Account.currency == currency)
+    )
+    assert found is not None
+    return found
+
+
+def _move(
+    session: Session,
+    actor: Actor,
+    *,
+    kind: str,
+    source: uuid.UUID,
+    target: uuid.UUID,
+    amount: int,
+    currency: str | None,
+    reference: str,
+) -> Transfer:
+    """Lock both accounts in id order, check the rules, write the transfer and two entries."""
+    if source == target:
+        raise Problem(422, "same-account", "from_account and to_account must differ")
+    locked = {
+        a.id: a
+        for a in session.scalars(
+            select(Account)
+            .where(Account.id.in_([source, target]))
+            .order_by(Account.id)
+            .with_for_update()
+            # Re-read balances under the lock even if the session saw these rows before.
+            .execution_options(populate_existing=True)
+        )
+    }
+    for account_id in (source, target):
+        if account_id not in locked:
+            raise account_not_found(account_id)
+    src, dst = locked[source], locked[target]
+    currency = currency or dst.currency
+    if src.currency != currency or dst.currency != currency:
+        raise Problem(
+            422,
+            "currency-mismatch",
+            f"transfer currency {currency} does not match both accounts "
+            f"({src.currency}, {dst.currency})",
+        )
+    for account in (src, dst):
+        if account.status != "active":
+            raise Problem(409, "account-not-active", f"account {account.id} is {account.status}")
+    if src.kind == "customer" and src.balance < amount:
+        raise Problem(409, "insufficient-funds", f"account {src.id} has insufficient funds")
+
+    transfer = Transfer(
+        id=uuid.uuid4(),
+        from_account=source,
+        to_account=target,
+        amount=amount,
+        currency=currency,
+        reference=reference,
+        kind=kind,
+    )
+    session.add(transfer)
+    session.flush()
+    for account, delta in ((src, -amount), (dst, amount)):
+        new_balance = session.scalar(
+            update(Account)
+            .where(Account.id == account.id)
+            .values(
+                balance=Account.balance + delta,
+                version=Account.version + 1,
+                updated_at=func.now(),
+            )
+            .returning(Account.balance)
+        )
+        assert new_balance is not None
+        session.add(
+            Entry(
+                account_id=account.id,
+                transfer_id=transfer.id,
+                amount=delta,
+                balance_after=new_balance,
+            )
+        )
+    session.flush()
+    session.refresh(transfer)
+    audit(
+        session,
+        actor,
+        f"{kind}.create",
+        f"transfers/{transfer.id}",
+        from_account=str(source),
+        to_account=str(target),
+        amount=amount,
+        currency=currency,
+    )
+    return transfer
+
+
+def transfer(
+    session: Session,
+    actor: Actor,
+    source: uuid.UUID,
+    target: uuid.UUID,
+    amount: int,
+    currency: str,
+    reference: str,
+) -> Transfer:
+    """Move ``amount`` from one customer account to another of the same currency."""
+    return _move(
+        session,
+        actor,
+        kind="transfer",
+        source=source,
+        target=target,
+        amount=amount,
+        currency=currency,
+        reference=reference,
+    )
+
+
+def deposit(
+    session: Session, actor: Actor, account_id: uuid.UUID, amount: int, reference: str
+) -> Transfer:
+    """Credit an account from the external account of its currency."""
+    account = get_account(session, account_id)
+    external = _external_account(session, account.currency)
+    return _move(
+        session,
+        actor,
+        kind="deposit",
+        source=external,
+        target=account_id,
+        amount=amount,
+        currency=account.currency,
+        reference=reference,
+    )
+
+
+def withdraw(
+    session: Session, actor: Actor, account_id: uuid.UUID, amount: int, reference: str
+) -> Transfer:
+    """Debit an account to the external account of its currency."""
+    account = get_account(session, account_id)
+    external = _external_account(session, account.currency)
+    return _move(
+        session,
+        actor,
+        kind="withdrawal",
+        source=account_id,
+        target=external,
+        amount=amount,
+        currency=account.currency,
+        reference=reference,
+    )
+
+
+def get_transfer(session: Session, transfer_id: uuid.UUID) -> Transfer:
+    """A transfer or 404 ``transfer-not-found``."""
+    found = session.get(Transfer, transfer_id)
+    if found is None:
+        raise Problem(404, "transfer-not-found", f"transfer {transfer_id} does not exist")
+    return found
+
+
+def list_entries(
+    session: Session, account_id: uuid.UUID, before_id: int | None, limit: int
+) -> list[Entry]:
+    """An account's entries, newest first, before a keyset position."""
+    get_account(session, account_id)
+    query = select(Entry).where(Entry.account_id == account_id)
+    if before_id is not None:
+        query = query.where(Entry.id < before_id)
+    return list(session.scalars(query.order_by(Entry.id.desc()).limit(limit)))
