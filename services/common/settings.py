@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The secret the developer CLI mints tokens with; refused outside development.
 DEV_JWT_SECRET = "strata-development-secret-change-me-0123456789"  # noqa: S105
@@ -38,7 +38,8 @@ class ServiceSettings(BaseSettings):
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    cors_allowed_origins: list[str] = Field(default_factory=list)
+    # NoDecode: a plain comma-separated list in the environment, not JSON.
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # How long SIGTERM keeps the server answering (readiness 503) before it drains.
     drain_seconds: float = Field(default=0.0, ge=0, le=120)
@@ -68,8 +69,15 @@ class ServiceSettings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @classmethod
+    def verifies_tokens(cls) -> bool:
+        """Whether this process verifies tokens (a migration job does not need the key)."""
+        return True
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:
+        if not self.verifies_tokens():
+            return self
         if self.jwt_algorithm == "HS256":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if self.environment == "production" and secret in _PLACEHOLDERS:

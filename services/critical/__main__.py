@@ -23,9 +23,9 @@ def run_migrations() -> None:
     """Apply migrations as the owner role and grant the runtime role."""
     from services.common.logs import configure_logging
     from services.critical.migrate import migrate
-    from services.critical.settings import CriticalSettings
+    from services.critical.settings import MigrationSettings
 
-    settings = CriticalSettings()
+    settings = MigrationSettings()
     configure_logging("critical-migrate", settings.log_level)
     migrate(settings)
 

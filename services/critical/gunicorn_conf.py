@@ -59,6 +59,7 @@ logconfig_dict: dict[str, Any] = {
             "stream": "ext://sys.stdout",
         },
     },
+    "root": {"handlers": ["stdout"], "level": _settings.log_level},
     "loggers": {
         "gunicorn.error": {
             "handlers": ["stdout"],

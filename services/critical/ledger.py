@@ -21,6 +21,8 @@ from services.common.problems import Problem
 from services.critical.models import Account, AuditLog, Entry, Transfer
 
 EXTERNAL_OWNER = "strata:external"
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,10 @@ def _move(
             raise Problem(409, "account-not-active", f"account {account.id} is {account.status}")
     if src.kind == "customer" and src.balance < amount:
         raise Problem(409, "insufficient-funds", f"account {src.id} has insufficient funds")
+    if dst.balance + amount > INT64_MAX or src.balance - amount < INT64_MIN:
+        raise Problem(
+            422, "amount-out-of-range", "the resulting balance would not fit in a 64-bit integer"
+        )
 
     transfer = Transfer(
         id=uuid.uuid4(),

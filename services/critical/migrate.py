@@ -55,8 +55,12 @@ def ensure_runtime_role(connection: Connection, settings: CriticalSettings) -> N
     exists = connection.execute(
         text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
     ).scalar()
-    verb = "ALTER" if exists else "CREATE"
-    template = verb + " ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+    # Only a superuser may even restate NOSUPERUSER, so ALTER touches login and password only.
+    template = (
+        "ALTER ROLE {role} LOGIN"
+        if exists
+        else "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+    )
     if password:
         template += " PASSWORD {pw}"
     rendered = sql.SQL(template).format(role=sql.Identifier(role), pw=sql.Literal(password))
@@ -90,6 +94,7 @@ def migrate(settings: CriticalSettings) -> None:
                 ensure_runtime_role(connection, settings)
                 connection.commit()
             finally:
+                connection.rollback()  # a failed step leaves the transaction aborted
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
                 connection.commit()
         logger.info("migrations at head; runtime role %s granted", settings.database_user)

@@ -59,3 +59,12 @@ class CriticalSettings(ServiceSettings):
             database=self.database_name,
             query={"sslmode": self.database_sslmode},
         )
+
+
+class MigrationSettings(CriticalSettings):
+    """Settings of the ``migrate`` command: the database only, no token key needed."""
+
+    @classmethod
+    def verifies_tokens(cls) -> bool:
+        """Migrations verify no tokens."""
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,9 +25,7 @@ class ServiceProcess:
     development environment and a private metrics directory are filled in.
     """
 
-    def __init__(
-        self, name: str, env: Mapping[str, str], tmp: Path, workers: int = 2
-    ) -> None:
+    def __init__(self, name: str, env: Mapping[str, str], tmp: Path, workers: int = 2) -> None:
         self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -93,9 +92,7 @@ class ServiceProcess:
                 self.process.wait()
         code = self.process.returncode
         # Leave no worker behind even if the master died first.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process = None
         return code

@@ -1,0 +1,153 @@
+"""The critical service against a real PostgreSQL: in-process (Flask client) and under gunicorn."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from services.critical.app import create_app
+from services.critical.migrate import migrate
+from services.critical.settings import CriticalSettings
+from services.devstack.postgres import PostgresServer
+from tests.support.process import ServiceProcess
+
+OWNER_PASSWORD = "owner-test-password"
+APP_PASSWORD = "app-test-password"
+ALL = ("accounts:read", "accounts:write", "transfers:write", "ledger:admin")
+
+
+def critical_settings(pg: PostgresServer, database: str, **overrides: Any) -> CriticalSettings:
+    """Settings pointing at ``database`` on ``pg``."""
+    values: dict[str, Any] = {
+        "environment": "development",
+        "database_host": "127.0.0.1",
+        "database_port": pg.port,
+        "database_name": database,
+        "database_password": APP_PASSWORD,
+        "migration_password": OWNER_PASSWORD,
+        "workers": 2,
+        **overrides,
+    }
+    return CriticalSettings(**values)
+
+
+def create_database(pg: PostgresServer, database: str) -> None:
+    """An owner role (as the chart's PostgreSQL makes it) and an empty database it owns."""
+    exists = pg.psql("SELECT 1 FROM pg_roles WHERE rolname = 'strata_owner'").strip()
+    if not exists:
+        pg.psql(f"CREATE ROLE strata_owner LOGIN CREATEROLE PASSWORD '{OWNER_PASSWORD}'")
+    pg.psql(f"CREATE DATABASE {database} OWNER strata_owner")
+
+
+def service_env(settings: CriticalSettings) -> dict[str, str]:
+    """The environment that gives a server process these settings."""
+    return {
+        "STRATA_CRITICAL_DATABASE_HOST": settings.database_host,
+        "STRATA_CRITICAL_DATABASE_PORT": str(settings.database_port),
+        "STRATA_CRITICAL_DATABASE_NAME": settings.database_name,
+        "STRATA_CRITICAL_DATABASE_PASSWORD": APP_PASSWORD,
+        "STRATA_CRITICAL_MIGRATION_PASSWORD": OWNER_PASSWORD,
+    }
+
+
+@pytest.fixture(scope="session")
+def critical_settings_migrated(postgres_server: PostgresServer) -> CriticalSettings:
+    """A migrated ledger database shared by the session (tests make their own accounts)."""
+    create_database(postgres_server, "strata_critical")
+    settings = critical_settings(postgres_server, "strata_critical")
+    migrate(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def app(critical_settings_migrated: CriticalSettings) -> Iterator[Flask]:
+    """The app, in process, on the runtime role."""
+    application = create_app(critical_settings_migrated)
+    yield application
+    application.extensions["strata.engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client (a fresh one per test)."""
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def owner_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engine]:
+    """The owner role's engine, for reading the ledger behind the API's back."""
+    engine = create_engine(critical_settings_migrated.url(migration=True))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def gunicorn(
+    critical_settings_migrated: CriticalSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """The service under gunicorn with two workers."""
+    server = ServiceProcess(
+        "critical", service_env(critical_settings_migrated), tmp_path_factory.mktemp("gunicorn")
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def auth(make_token: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    """Headers with a token carrying ``scopes`` (all scopes by default)."""
+
+    def headers(*scopes: str, subject: str = "tester", **extra: str) -> dict[str, str]:
+        token = make_token("critical", *(scopes or ALL), subject=subject)
+        return {"Authorization": f"Bearer {token}", **extra}
+
+    return headers
+
+
+@pytest.fixture
+def account(
+    client: FlaskClient, auth: Callable[..., dict[str, str]]
+) -> Callable[..., dict[str, Any]]:
+    """Open an account, optionally funded by a deposit: ``account(balance=100, currency="EUR")``."""
+
+    def make(balance: int = 0, currency: str = "EUR", owner: str | None = None) -> dict[str, Any]:
+        created = client.post(
+            "/v1/accounts",
+            json={"owner": owner or f"owner-{uuid.uuid4().hex[:8]}", "currency": currency},
+            headers=auth(),
+        )
+        assert created.status_code == 201, created.json
+        body: dict[str, Any] = created.json  # type: ignore[assignment]
+        if balance:
+            funded = client.post(
+                f"/v1/accounts/{body['id']}/deposits",
+                json={"amount": balance, "reference": "seed"},
+                headers=auth(),
+            )
+            assert funded.status_code == 201, funded.json
+            body = client.get(f"/v1/accounts/{body['id']}", headers=auth()).json  # type: ignore[assignment]
+        return body
+
+    return make
+
+
+def ledger_counts(engine: Engine) -> dict[str, int]:
+    """Row counts of every ledger table (to prove a rejected request wrote nothing)."""
+    with engine.connect() as conn:
+        return {
+            table: int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+            for table in ("accounts", "transfers", "entries", "idempotency_keys", "audit_log")
+        }
+
+
+@pytest.fixture
+def counts(owner_engine: Engine) -> Callable[[], dict[str, int]]:
+    """Snapshot the row counts of the ledger tables."""
+    return lambda: ledger_counts(owner_engine)

@@ -1,0 +1,53 @@
+"""Metrics through gunicorn with two workers: one scrape sums every worker."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import requests
+
+from tests.support.process import ServiceProcess
+
+
+def _value(text: str, route: str, status: str, method: str = "GET") -> float:
+    pattern = (
+        r'^http_requests_total\{(?=[^}]*method="'
+        + method
+        + r'")(?=[^}]*route="'
+        + re.escape(route)
+        + r'")(?=[^}]*status="'
+        + status
+        + r'")[^}]*\} ([0-9.e+]+)$'
+    )
+    found = re.findall(pattern, text, flags=re.M)
+    return float(found[0]) if found else 0.0
+
+
+def test_scrape_sums_all_workers_with_route_templates(gunicorn: ServiceProcess, auth) -> None:
+    base = gunicorn.base_url
+    route = "/v1/accounts/<account_id>"
+    before = _value(requests.get(f"{base}/metrics").text, route, "404")
+    n = 60
+    for _ in range(n):
+        # A new connection each time, so the kernel spreads them over both workers.
+        with requests.Session() as s:
+            response = s.get(
+                f"{base}/v1/accounts/00000000-0000-0000-0000-000000000001", headers=auth()
+            )
+            assert response.status_code == 404
+    scrapes = [requests.get(f"{base}/metrics").text for _ in range(4)]
+    for text in scrapes:
+        assert _value(text, route, "404") - before == n
+        assert "/v1/accounts/00000000" not in text  # never the raw path
+    assert "strata_build_info" in scrapes[0]
+    assert 'db_pool_capacity{service="critical"}' in scrapes[0]
+    assert "http_request_duration_seconds_bucket" in scrapes[0]
+
+
+def test_metrics_files_come_from_more_than_one_worker(gunicorn: ServiceProcess) -> None:
+    directory = gunicorn.env["PROMETHEUS_MULTIPROC_DIR"]
+    for _ in range(20):
+        requests.get(f"{gunicorn.base_url}/livez")
+    counters = list(pathlib.Path(directory).glob("counter_*.db"))
+    assert len(counters) >= 2, counters
