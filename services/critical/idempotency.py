@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -85,8 +85,10 @@ def claim(session: Session, subject: str, key: str, request_hash: str) -> Stored
 
 def record(session: Session, subject: str, key: str, status: int, body: dict[str, Any]) -> None:
     """Store the outcome under the claimed key (same transaction as the work)."""
-    row = session.get(IdempotencyKey, (subject, key))
-    assert row is not None, "record() without claim()"
-    row.status_code = status
-    row.response = body
-    session.flush()
+    stored = session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.subject == subject, IdempotencyKey.key == key)
+        .values(status_code=status, response=body)
+        .execution_options(synchronize_session=False)
+    )
+    assert stored.rowcount == 1, "record() without claim()"  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -195,29 +195,38 @@ def _move(
         kind=kind,
     )
     session.add(transfer)
-    session.flush()
-    for account, delta in ((src, -amount), (dst, amount)):
-        new_balance = session.scalar(
+    session.flush()  # the entries reference it
+    # Both balances in one statement; the rows are already locked in id order above.
+    delta = case((Account.id == source, -amount), else_=amount)
+    balances: dict[uuid.UUID, int] = dict(
+        session.execute(
             update(Account)
-            .where(Account.id == account.id)
+            .where(Account.id.in_([source, target]))
             .values(
                 balance=Account.balance + delta,
                 version=Account.version + 1,
                 updated_at=func.now(),
             )
-            .returning(Account.balance)
-        )
-        assert new_balance is not None
-        session.add(
+            .returning(Account.id, Account.balance)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    session.add_all(
+        [
             Entry(
-                account_id=account.id,
+                account_id=source,
                 transfer_id=transfer.id,
-                amount=delta,
-                balance_after=new_balance,
-            )
-        )
-    session.flush()
-    session.refresh(transfer)
+                amount=-amount,
+                balance_after=balances[source],
+            ),
+            Entry(
+                account_id=target,
+                transfer_id=transfer.id,
+                amount=amount,
+                balance_after=balances[target],
+            ),
+        ]
+    )
     audit(
         session,
         actor,

@@ -47,6 +47,9 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSONB}
+    # Server defaults (timestamps, identities) come back in the INSERT's RETURNING clause:
+    # no extra SELECT to build a response.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class Account(Base):
