@@ -149,3 +149,42 @@ def test_sigterm_fails_readiness_first_then_drains_without_errors(
         f"SELECT id FROM transfers WHERE to_account = '{b['id']}'", database="strata_critical"
     ).split()
     assert sorted(ids) == sorted(accepted)
+
+
+def test_a_killed_worker_is_replaced_and_counters_never_go_back(own_postgres, tmp_path, auth):
+    import psutil
+
+    server = _serve(own_postgres, tmp_path)
+    try:
+        base = server.base_url
+        for _ in range(30):
+            assert requests.get(f"{base}/v1/accounts?limit=1", headers=auth()).status_code == 200
+
+        def total() -> float:
+            text = requests.get(f"{base}/metrics", timeout=10).text
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("http_requests_total{") and 'route="/v1/accounts"' in line
+            )
+
+        before = total()
+        assert before >= 30
+        assert server.process is not None
+        master = psutil.Process(server.process.pid)
+        victim = master.children()[0]
+        victim.kill()
+        victim.wait(10)
+        _wait_until(
+            lambda: (
+                len([c for c in master.children() if c.is_running()]) == 2
+                and victim.pid not in [c.pid for c in master.children()]
+            ),
+            30,
+            "worker replaced",
+        )
+        for _ in range(10):
+            assert requests.get(f"{base}/v1/accounts?limit=1", headers=auth()).status_code == 200
+        assert total() >= before + 10  # the dead worker's counts are still in the sum
+    finally:
+        server.stop()
