@@ -60,8 +60,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 def instrument_pool(engine: Engine, metrics: Metrics, capacity: int) -> None:
     """Export pool capacity and checked-out connections (for saturation alerts)."""
-    in_use = metrics.gauge("db_pool_checked_out", "Connections in use from the pool.")
-    size = metrics.gauge("db_pool_capacity", "Pool size plus max overflow.")
+    in_use = metrics.gauge("strata_db_pool_connections_in_use", "Connections in use from the pool.")
+    size = metrics.gauge("strata_db_pool_connections_max", "Pool size plus max overflow.")
     size.labels(metrics.service).set(capacity)
     gauge = in_use.labels(metrics.service)
 

@@ -41,7 +41,7 @@ def test_scrape_sums_all_workers_with_route_templates(gunicorn: ServiceProcess, 
         assert _value(text, route, "404") - before == n
         assert "/v1/accounts/00000000" not in text  # never the raw path
     assert "strata_build_info" in scrapes[0]
-    assert 'db_pool_capacity{service="critical"}' in scrapes[0]
+    assert 'strata_db_pool_connections_max{service="critical"}' in scrapes[0]
     assert "http_request_duration_seconds_bucket" in scrapes[0]
 
 

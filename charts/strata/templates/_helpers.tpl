@@ -1,0 +1,223 @@
+{{/*
+Names and labels. Selectors never carry the chart version.
+*/}}
+{{- define "strata.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "strata.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Name of a component's objects: <fullname>-<component>. Call with (dict "root" $ "component" "critical"). */}}
+{{- define "strata.componentName" -}}
+{{- printf "%s-%s" (include "strata.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "strata.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "strata.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "strata.labels" -}}
+helm.sh/chart: {{ include "strata.chart" . }}
+{{ include "strata.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: strata
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels of a component. Call with (dict "root" $ "component" "critical"). */}}
+{{- define "strata.componentLabels" -}}
+{{ include "strata.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "strata.componentSelectorLabels" -}}
+{{ include "strata.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Metadata annotations (commonAnnotations). Renders nothing when empty. */}}
+{{- define "strata.annotations" -}}
+{{- with .Values.commonAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Image reference. Call with (dict "root" $ "image" .Values.critical.image "defaultTag" .Chart.AppVersion).
+*/}}
+{{- define "strata.image" -}}
+{{- $registry := .image.registry | default .root.Values.global.imageRegistry -}}
+{{- $repo := .image.repository -}}
+{{- if $registry }}{{ $repo = printf "%s/%s" $registry .image.repository }}{{ end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.image.tag | default .defaultTag | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.imagePullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* StorageClass line of a volumeClaimTemplate. Call with (dict "root" $ "persistence" ...). */}}
+{{- define "strata.storageClass" -}}
+{{- $sc := .persistence.storageClass | default .root.Values.global.storageClass -}}
+{{- if $sc }}
+{{- if eq "-" $sc }}
+storageClassName: ""
+{{- else }}
+storageClassName: {{ $sc | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+API versions chosen by the cluster's capabilities. A real cluster's discovery decides; for
+`helm template` the --kube-version also counts (helm's built-in API list is always recent).
+*/}}
+{{- define "strata.pdb.apiVersion" -}}
+{{- if and (.Capabilities.APIVersions.Has "policy/v1") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.hpa.apiVersion" -}}
+{{- if and (.Capabilities.APIVersions.Has "autoscaling/v2") (semverCompare ">=1.23-0" .Capabilities.KubeVersion.Version) -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end -}}
+
+{{/* StatefulSet persistentVolumeClaimRetentionPolicy is beta (on by default) from 1.27. */}}
+{{- define "strata.supportsPVCRetentionPolicy" -}}
+{{- if semverCompare ">=1.27-0" .Capabilities.KubeVersion.Version -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Secrets: names, and values generated once and kept. A generated value is read back from the
+live Secret with `lookup` on upgrade, so `helm upgrade` never churns a password.
+Call with (dict "root" $ "name" <secret name> "key" <key> "value" <user value>).
+*/}}
+{{- define "strata.secretValue" -}}
+{{- if .value -}}
+{{- .value | toString | b64enc -}}
+{{- else -}}
+{{- $live := lookup "v1" "Secret" .root.Release.Namespace .name -}}
+{{- if and $live $live.data (hasKey $live.data .key) -}}
+{{- index $live.data .key -}}
+{{- else -}}
+{{- randAlphaNum 40 | b64enc -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.jwt.secretName" -}}
+{{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "strata.fullname" .)) -}}
+{{- end -}}
+
+{{- define "strata.jwt.secretKey" -}}
+{{- if .Values.auth.jwt.existingSecret }}{{ .Values.auth.jwt.existingSecretKey }}{{ else }}jwt-secret{{ end -}}
+{{- end -}}
+
+{{- define "strata.postgresqlCritical.secretName" -}}
+{{- .Values.postgresqlCritical.auth.existingSecret | default (include "strata.componentName" (dict "root" . "component" "postgresql-critical")) -}}
+{{- end -}}
+
+{{- define "strata.postgresqlMl.secretName" -}}
+{{- .Values.postgresqlMl.auth.existingSecret | default (include "strata.componentName" (dict "root" . "component" "postgresql-ml")) -}}
+{{- end -}}
+
+{{- define "strata.redis.secretName" -}}
+{{- .Values.redis.auth.existingSecret | default (include "strata.componentName" (dict "root" . "component" "redis")) -}}
+{{- end -}}
+
+{{/* Where each service finds its store. */}}
+{{- define "strata.postgresqlCritical.host" -}}
+{{- if .Values.postgresqlCritical.enabled -}}
+{{- include "strata.componentName" (dict "root" . "component" "postgresql-critical") -}}
+{{- else -}}
+{{- .Values.postgresqlCritical.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.postgresqlCritical.port" -}}
+{{- if .Values.postgresqlCritical.enabled }}5432{{ else }}{{ .Values.postgresqlCritical.external.port }}{{ end -}}
+{{- end -}}
+
+{{- define "strata.postgresqlMl.host" -}}
+{{- if .Values.postgresqlMl.enabled -}}
+{{- include "strata.componentName" (dict "root" . "component" "postgresql-ml") -}}
+{{- else -}}
+{{- .Values.postgresqlMl.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.postgresqlMl.port" -}}
+{{- if .Values.postgresqlMl.enabled }}5432{{ else }}{{ .Values.postgresqlMl.external.port }}{{ end -}}
+{{- end -}}
+
+{{- define "strata.redis.url" -}}
+{{- if .Values.redis.enabled -}}
+{{- printf "redis://%s:6379/0" (include "strata.componentName" (dict "root" . "component" "redis")) -}}
+{{- else -}}
+{{- .Values.redis.external.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Connection budget of one PostgreSQL: (most replicas + rollout surge) x workers x (pool_size +
+max_overflow). Call with the service's values.
+*/}}
+{{- define "strata.connectionBudget" -}}
+{{- $replicas := .replicaCount -}}
+{{- if .autoscaling.enabled }}{{ $replicas = max .autoscaling.maxReplicas .replicaCount }}{{ end -}}
+{{- mul (add $replicas .rollingUpdate.maxSurge) .workers (add .database.poolSize .database.maxOverflow) -}}
+{{- end -}}
+
+{{/* Checksum of rendered templates, so pods roll when their config or secrets change. */}}
+{{- define "strata.checksum" -}}
+{{- $root := .root -}}
+{{- $out := list -}}
+{{- range .files -}}
+{{- $out = append $out (include (print $root.Template.BasePath "/" .) $root) -}}
+{{- end -}}
+{{- join "\n" $out | sha256sum -}}
+{{- end -}}
+
+{{/*
+Checksum of the secret *inputs* (user-set values and existingSecret names), not of the rendered
+Secrets: generated values are random on the first render and read back on upgrades, so hashing
+them would roll every pod on the first `helm upgrade` after install.
+*/}}
+{{- define "strata.secretInputsChecksum" -}}
+{{- toJson (list .Values.auth .Values.postgresqlCritical.auth .Values.postgresqlMl.auth .Values.redis.auth) | sha256sum -}}
+{{- end -}}

@@ -1,0 +1,140 @@
+"""helm lint --strict and helm template over every ci/ scenario; strict schema validation of
+every rendered object against several Kubernetes versions; API versions chosen per version."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from . import k8s_schema
+from .conftest import (
+    CHART,
+    CI_VALUES,
+    FLOOR_VERSION,
+    LINT_VERSIONS,
+    SCHEMA_VERSIONS,
+    RenderFn,
+    ci_id,
+    run_helm,
+)
+
+#: Custom resources: no schema in kubernetes-validate; checked structurally in test_objects.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
+@pytest.mark.parametrize("kube_version", LINT_VERSIONS)
+def test_helm_lint_strict(lint_results, ci_values: str, kube_version: str) -> None:
+    proc = lint_results[(ci_values, kube_version)]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("kube_version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_id)
+def test_every_object_is_valid_strictly(render: RenderFn, values_file, kube_version: str) -> None:
+    result = render(str(values_file), kube_version)
+    assert result.docs, "nothing rendered"
+    errors = []
+    for doc in result.docs:
+        if (doc["apiVersion"], doc["kind"]) in CRD_KINDS:
+            continue
+        try:
+            k8s_schema.validate(doc, kube_version)
+        except (jsonschema.ValidationError, k8s_schema.UnknownKindError) as exc:
+            path = "/".join(str(p) for p in getattr(exc, "absolute_path", []))
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']} {path}: {exc}".splitlines()[0])
+    assert not errors, "\n".join(errors)
+
+
+def test_schema_validation_catches_a_typo() -> None:
+    """The strict validator is what catches misspelt fields: prove it does."""
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "x"},
+        "spec": {"containers": [{"name": "x", "image": "x", "imagePullPolcy": "Never"}]},
+    }
+    for version in SCHEMA_VERSIONS:
+        with pytest.raises(jsonschema.ValidationError, match="imagePullPolcy"):
+            k8s_schema.validate(bad, version)
+
+
+def test_schema_versions_span_what_is_shipped() -> None:
+    shipped = k8s_schema.shipped_versions()
+    assert SCHEMA_VERSIONS[0] == min(shipped, key=lambda v: tuple(map(int, v.split("."))))
+    assert SCHEMA_VERSIONS[-1] == max(shipped, key=lambda v: tuple(map(int, v.split("."))))
+
+
+def _api(result, kind: str) -> set[str]:
+    return {d["apiVersion"] for d in result.kind(kind)}
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "pdb", "hpa", "retention"),
+    [
+        (FLOOR_VERSION, "policy/v1beta1", "autoscaling/v2beta2", False),
+        ("1.22.0", "policy/v1", "autoscaling/v2beta2", False),
+        ("1.25.0", "policy/v1", "autoscaling/v2", False),
+        ("1.27.0", "policy/v1", "autoscaling/v2", True),
+        ("1.37.0", "policy/v1", "autoscaling/v2", True),
+    ],
+)
+def test_api_versions_follow_capabilities(
+    render: RenderFn, kube_version: str, pdb: str, hpa: str, retention: bool
+) -> None:
+    result = render(str(CHART / "ci" / "hpa-values.yaml"), kube_version)
+    assert _api(result, "PodDisruptionBudget") == {pdb}
+    assert _api(result, "HorizontalPodAutoscaler") == {hpa}
+    sts = result.kind("StatefulSet")
+    assert len(sts) == 3
+    for s in sts:
+        assert ("persistentVolumeClaimRetentionPolicy" in s["spec"]) is retention, s["metadata"][
+            "name"
+        ]
+
+
+#: Every apiVersion/kind Kubernetes 1.20 serves that the chart may render (no 1.20 schemas are
+#: published in kubernetes-validate, so the floor is checked by this list and the structure).
+K8S_1_20 = {
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("v1", "Pod"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("policy/v1beta1", "PodDisruptionBudget"),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+}
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_id)
+def test_floor_version_renders_only_apis_it_serves(render: RenderFn, values_file) -> None:
+    result = render(str(values_file), FLOOR_VERSION)
+    for doc in result.docs:
+        key = (doc["apiVersion"], doc["kind"])
+        if key in CRD_KINDS:
+            continue
+        assert key in K8S_1_20, f"{key} is not served by Kubernetes 1.20"
+    # Fields newer than 1.20 never appear: spec-level retention policy, matchLabelKeys,
+    # minDomains/nodeAffinityPolicy on topology spread.
+    text = json.dumps(result.docs)
+    for newer in (
+        "persistentVolumeClaimRetentionPolicy",
+        "matchLabelKeys",
+        "minDomains",
+        "nodeAffinityPolicy",
+        "nodeTaintsPolicy",
+    ):
+        assert newer not in text, newer
+
+
+def test_chart_declares_its_floor(render: RenderFn, helm: str) -> None:
+    chart = (CHART / "Chart.yaml").read_text()
+    assert 'kubeVersion: ">=1.20.0-0"' in chart
+    proc = run_helm(helm, "template", "x", str(CHART), "--kube-version", "1.19.16")
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr, proc.stderr

@@ -1,0 +1,213 @@
+"""values.yaml, values.schema.json and validateValues: complete, documented, and strict."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import CHART, load_values, run_helm
+
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+VALUES_TEXT = (CHART / "values.yaml").read_text()
+
+#: Maps whose keys are free (labels, annotations, selectors) or Kubernetes structures.
+FREE_FORM = {
+    "resources",
+    "nodeSelector",
+    "podAnnotations",
+    "annotations",
+    "commonAnnotations",
+    "podLabels",
+    "commonLabels",
+    "labels",
+    "namespaceSelector",
+    "podSelector",
+    "tolerations",
+    "affinity",
+    "extraEnv",
+    "podSecurityContext",
+    "containerSecurityContext",
+}
+
+
+#: Kubernetes structures passed through verbatim (checked by the strict k8s schema tests).
+K8S_PASSTHROUGH = {"nodeAffinity", "podAffinity", "podAntiAffinity"}
+
+
+def leaves(node: Any, path: str = "") -> Iterator[str]:
+    """Dotted paths of every documented value (free-form maps count as one value)."""
+    if isinstance(node, dict) and node and path.split(".")[-1] not in FREE_FORM:
+        for key, child in node.items():
+            yield from leaves(child, f"{path}.{key}" if path else key)
+    else:
+        yield path
+
+
+def schema_at(path: str) -> dict[str, Any]:
+    node = SCHEMA
+    for part in path.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def test_modeline_points_at_the_schema() -> None:
+    assert VALUES_TEXT.startswith("# yaml-language-server: $schema=values.schema.json\n")
+
+
+def test_every_value_is_documented_and_in_the_schema() -> None:
+    documented = set(re.findall(r"^## @param (\S+) ", VALUES_TEXT, re.M))
+    paths = set(leaves(load_values()))
+    assert paths - documented == set(), "values without a ## @param line"
+    assert documented - paths == set(), "## @param lines for values that do not exist"
+    for path in paths:
+        node = schema_at(path)
+        assert "type" in node or "anyOf" in node, path
+        assert node.get("description"), f"{path}: no description in the schema"
+
+
+def test_every_object_in_the_schema_is_closed() -> None:
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                closed = node.get("additionalProperties", True) is not True
+                passthrough = where.rsplit("/", 1)[-1] in K8S_PASSTHROUGH
+                assert closed or passthrough, f"{where} accepts unknown keys"
+            for key, child in node.items():
+                walk(child, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                walk(child, f"{where}/{i}")
+
+    walk(SCHEMA, "#")
+    assert SCHEMA["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["critical.imagePullPolcy=Never"],
+            "critical: Additional property imagePullPolcy is not allowed",
+        ),
+        (["unknownTopLevel=1"], "Additional property unknownTopLevel is not allowed"),
+        (
+            ["critical.workers=two"],
+            "critical.workers: Invalid type. Expected: integer, given: string",
+        ),
+        (["ml.replicaCount=-1"], "ml.replicaCount: Must be greater than or equal to 0"),
+        (
+            ["cache.image.pullPolicy=Sometimes"],
+            "cache.image.pullPolicy: cache.image.pullPolicy must be one of the following",
+        ),
+        (["redis.appendfsync=sometimes"], "redis.appendfsync must be one of the following"),
+        (["auth.jwt.secret=short"], "auth.jwt.secret: Does not match pattern"),
+        (
+            ["ingress.enabled=maybe"],
+            "ingress.enabled: Invalid type. Expected: boolean, given: string",
+        ),
+        (
+            ["postgresqlCritical.maxConnections=5"],
+            "postgresqlCritical.maxConnections: Must be greater than or equal to 10",
+        ),
+        (["critical.resources.requests.gpu=1"], "Additional property gpu is not allowed"),
+        (["networkPolicy.dnsPorts={70000}"], "Must be less than or equal to 65535"),
+        (
+            ["postgresqlCritical.auth.appUsername=Robert'); DROP"],
+            "postgresqlCritical.auth.appUsername: Does not match pattern",
+        ),
+    ],
+)
+def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> None:
+    args = ["template", "strata", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    proc = run_helm(helm, *args)
+    assert proc.returncode != 0, f"{sets} was accepted"
+    assert "values don't meet the specifications of the schema" in proc.stderr
+    assert message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["postgresqlCritical.enabled=false"],
+            "postgresqlCritical.enabled=false needs postgresqlCritical.external.host",
+        ),
+        (
+            ["postgresqlCritical.enabled=false", "postgresqlCritical.external.host=db"],
+            "an external critical PostgreSQL needs postgresqlCritical.auth.ownerPassword",
+        ),
+        (
+            ["postgresqlMl.enabled=false"],
+            "postgresqlMl.enabled=false needs postgresqlMl.external.host",
+        ),
+        (["redis.enabled=false"], "redis.enabled=false needs redis.external.url"),
+        (["ingress.tls.enabled=true"], "ingress.tls.enabled needs ingress.host"),
+        (
+            ["critical.terminationGracePeriodSeconds=10"],
+            "critical.terminationGracePeriodSeconds (10) must be at least "
+            "preStopSleepSeconds + drainSeconds + 10 s",
+        ),
+        (
+            ["critical.autoscaling.enabled=true", "critical.autoscaling.maxReplicas=20"],
+            "connection budget of critical is 210",
+        ),
+        (["ml.workers=8", "ml.replicaCount=3"], "connection budget of ml is 160"),
+        (
+            [
+                "cache.autoscaling.enabled=true",
+                "cache.autoscaling.minReplicas=5",
+                "cache.autoscaling.maxReplicas=3",
+            ],
+            "cache.autoscaling.minReplicas must not exceed maxReplicas",
+        ),
+    ],
+)
+def test_validate_values_fails_early_with_a_clear_message(
+    helm: str, sets: list[str], message: str
+) -> None:
+    args = ["template", "strata", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    proc = run_helm(helm, *args)
+    assert proc.returncode != 0, f"{sets} was accepted"
+    assert "VALUES VALIDATION" in proc.stderr
+    assert message in proc.stderr, proc.stderr
+
+
+def test_validate_values_reports_every_problem_at_once(helm: str) -> None:
+    proc = run_helm(
+        helm,
+        "template",
+        "strata",
+        str(CHART),
+        "--set",
+        "redis.enabled=false",
+        "--set",
+        "ingress.tls.enabled=true",
+    )
+    assert proc.returncode != 0
+    assert "redis.enabled=false needs redis.external.url" in proc.stderr
+    assert "ingress.tls.enabled needs ingress.host" in proc.stderr
+
+
+def test_defaults_budget_is_within_limits() -> None:
+    v = load_values()
+    for svc, pg in (("critical", "postgresqlCritical"), ("ml", "postgresqlMl")):
+        s = v[svc]
+        worst = (
+            max(s["replicaCount"], s["autoscaling"]["maxReplicas"]) + s["rollingUpdate"]["maxSurge"]
+        )
+        budget = worst * s["workers"] * (s["database"]["poolSize"] + s["database"]["maxOverflow"])
+        assert budget <= v[pg]["maxConnections"] - v[pg]["reservedConnections"], svc
+
+
+def test_readme_lists_every_parameter() -> None:
+    readme = (CHART / "README.md").read_text()
+    for path in re.findall(r"^## @param (\S+) ", VALUES_TEXT, re.M):
+        assert f"| `{path}` |" in readme, f"{path} missing from the README's parameter tables"
