@@ -1,0 +1,42 @@
+"""``/v1/counters``: atomic increments with an optional expiry window, and reads."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from services.cache.api import READ, WRITE, content_type, key_not_found, store_of
+from services.cache.schemas import IncrRequest, parse_body, path_key
+from services.common.problems import method_not_allowed
+from services.common.sanic_support import json, principal
+
+bp = Blueprint("counters", url_prefix="/v1")
+_INCR = ":incr"
+
+
+@bp.get("/counters/<key:path>", name="get_counter")
+async def get_counter(request: Request, key: str) -> HTTPResponse:
+    """A counter's value, or 404 ``key-not-found``."""
+    principal(request, READ)
+    key = path_key(key)
+    value = await store_of(request).counter(key)
+    if value is None:
+        raise key_not_found()
+    return json({"key": key, "value": value})
+
+
+# One path route for both methods: a regex route for "{key}:incr" would also capture
+# GET /v1/counters/x:incr (a legal key) and answer it 405, and could not take keys with "/".
+@bp.post("/counters/<key:path>", name="incr_counter")
+async def incr_counter(request: Request, key: str) -> HTTPResponse:
+    """Add ``by`` (default 1) atomically; ``ttl`` sets an expiry if the counter has none."""
+    if not key.endswith(_INCR):
+        raise method_not_allowed(["GET"])
+    principal(request, WRITE)
+    key = path_key(key[: -len(_INCR)])
+    body = (
+        parse_body(IncrRequest, request.body, content_type(request))
+        if request.body
+        else IncrRequest()
+    )
+    value = await store_of(request).incr(key, body.by, body.ttl)
+    return json({"key": key, "value": value})

@@ -1,0 +1,72 @@
+"""The cache service's app factory: shared wiring, the Redis store per worker, blueprints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any
+
+from sanic import Sanic
+from sanic.config import Config
+
+from services.cache.api import counters, kv
+from services.cache.settings import CacheSettings
+from services.cache.spec import openapi_document
+from services.cache.store import CacheStore
+from services.common.cache import CachingVerifier
+from services.common.health import Health
+from services.common.logs import configure_logging
+from services.common.metrics import Metrics
+from services.common.sanic_support import check_with_timeout, install
+
+
+class CacheContext(SimpleNamespace):
+    """What ``app.ctx`` holds; ``store`` and ``metrics`` exist once a worker has started."""
+
+    settings: CacheSettings
+    health: Health
+    verifier: CachingVerifier
+    metrics: Metrics
+    store: CacheStore
+
+
+CacheApp = Sanic[Config, CacheContext]
+
+
+def create_app(settings: CacheSettings | None = None) -> CacheApp:
+    """Build the cache app; settings come from the environment unless given."""
+    settings = settings or CacheSettings()
+    configure_logging("cache", settings.log_level)
+    app: CacheApp = Sanic("strata-cache", ctx=CacheContext(), configure_logging=False)
+    app.config.MOTD = False
+    # Explicit, so a missing uvloop shows as a start-up warning rather than going unnoticed.
+    app.config.USE_UVLOOP = True
+    app.config.ACCESS_LOG = False  # the shared middleware writes one JSON line per request
+    check = check_with_timeout(settings.store_timeout)
+
+    async def readiness(app: Sanic[Any, Any]) -> Mapping[str, str]:
+        store: CacheStore | None = getattr(app.ctx, "store", None)
+        if store is None:
+            return {"redis": "not started"}
+        return {"redis": await check(store.ping)}
+
+    install(
+        app,
+        service="cache",
+        settings=settings,
+        readiness=readiness,
+        openapi=lambda: openapi_document(settings),
+    )
+
+    @app.before_server_start
+    async def open_store(app: CacheApp) -> None:
+        # One pool per worker, after the fork; registered after install() so metrics exist.
+        app.ctx.store = CacheStore(settings, app.ctx.metrics)
+
+    @app.after_server_stop
+    async def close_store(app: CacheApp) -> None:
+        await app.ctx.store.close()
+
+    app.blueprint(kv.bp)
+    app.blueprint(counters.bp)
+    return app

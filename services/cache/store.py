@@ -1,0 +1,248 @@
+"""The only module that talks to Redis: one connection pool per worker, Lua for atomicity.
+
+Layout in Redis: values live under ``kv:<key>`` as JSON text, counters under
+``ctr:<key>`` as Redis integers, so a counter and a value never collide.
+
+Every call is bounded by the socket/connect timeouts from settings. A connection error
+is retried once on a fresh connection (pooled sockets go stale when Redis restarts);
+timeouts are never retried, so a call waits at most connect + socket timeout, plus at
+most one socket timeout queued for a connection when all ``max_connections`` are busy.
+Any failure to reach Redis becomes :class:`StoreUnavailable` (503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from time import perf_counter
+from typing import Any, Final
+
+from prometheus_client import Counter, Histogram
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from services.cache.settings import CacheSettings
+from services.common.metrics import Metrics
+from services.common.problems import Problem
+
+KV_PREFIX: Final = "kv:"
+COUNTER_PREFIX: Final = "ctr:"
+
+# Value and remaining TTL in one round trip; TTL -1 means "no expiry".
+_GET_WITH_TTL = """
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+return {v, redis.call('TTL', KEYS[1])}
+"""
+# Every key of a batch with the same TTL, atomically (a script runs alone in Redis).
+_MSET_WITH_TTL = """
+for i, k in ipairs(KEYS) do redis.call('SET', k, ARGV[i + 1], 'EX', ARGV[1]) end
+return #KEYS
+"""
+# Increment; a TTL is set only when the counter has none yet (a fixed window).
+_INCR = """
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 and redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ttl) end
+return v
+"""
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+REDIS_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+OPERATIONS = ("get", "set", "delete", "mget", "mset", "incr", "counter_get", "ping")
+
+
+class StoreUnavailable(Problem):
+    """Redis could not be reached within the configured timeouts (503, Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            503,
+            "store-unavailable",
+            "the cache store is unavailable; retry later",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class CounterOverflow(Problem):
+    """An increment would leave the signed 64-bit range (409)."""
+
+    def __init__(self) -> None:
+        super().__init__(409, "counter-overflow", "increment would overflow a 64-bit integer")
+
+
+class _Script:
+    """A Lua script called by SHA, loaded on the first NOSCRIPT (e.g. after a Redis restart)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+def make_pool(settings: CacheSettings) -> ConnectionPool:
+    """A connection pool from settings; explicit username/password win over the URL's."""
+    options: dict[str, Any] = dict(parse_url(settings.redis_url))
+    options.update(settings.redis_options())
+    # One retry on a connection error only: stale pooled sockets after a Redis restart.
+    options["retry"] = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    return ConnectionPool(**options)
+
+
+class CacheStore:
+    """Key-value and counter operations; one instance (and pool) per worker process."""
+
+    def __init__(self, settings: CacheSettings, metrics: Metrics) -> None:
+        self._pool = make_pool(settings)
+        self._redis = Redis(connection_pool=self._pool)
+        self._retry_after = settings.retry_after_seconds
+        # The pool raises at once when every connection is busy; this gate makes a burst
+        # queue instead, for at most one socket timeout. Uncontended it never suspends.
+        self._gate = asyncio.Semaphore(settings.redis_max_connections)
+        self._queue_timeout = settings.redis_socket_timeout
+        latency: Histogram = metrics.histogram(
+            "redis_command_duration_seconds",
+            "Latency of Redis calls made by the cache service, by operation.",
+            ["command"],
+            buckets=REDIS_BUCKETS,
+        )
+        errors: Counter = metrics.counter(
+            "redis_command_errors_total",
+            "Redis calls that failed (store unreachable or too slow), by operation.",
+            ["command"],
+        )
+        service = metrics.service
+        # Children bound once: a labels() lookup per call would cost in the hot path.
+        self._latency = {op: latency.labels(service, op) for op in OPERATIONS}
+        self._errors = {op: errors.labels(service, op) for op in OPERATIONS}
+        self._get_script = _Script(_GET_WITH_TTL)
+        self._mset_script = _Script(_MSET_WITH_TTL)
+        self._incr_script = _Script(_INCR)
+
+    async def close(self) -> None:
+        """Close every pooled connection (after the server stopped)."""
+        await self._redis.aclose()
+        await self._pool.disconnect()
+
+    async def _call(self, op: str, *args: Any) -> Any:
+        started = perf_counter()
+        gate = self._gate
+        try:
+            if gate.locked():
+                async with asyncio.timeout(self._queue_timeout):
+                    await gate.acquire()
+            else:
+                await gate.acquire()
+        except TimeoutError:
+            self._errors[op].inc()
+            raise StoreUnavailable(self._retry_after) from None
+        try:
+            return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        except _UNREACHABLE:
+            self._errors[op].inc()
+            raise StoreUnavailable(self._retry_after) from None
+        finally:
+            gate.release()
+            self._latency[op].observe(perf_counter() - started)
+
+    async def _eval(
+        self, op: str, script: _Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        try:
+            return await self._call(op, "EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # EVAL runs it and caches it, so the next EVALSHA finds it.
+            return await self._call(op, "EVAL", script.source, len(keys), *keys, *args)
+
+    async def ping(self) -> None:
+        """Round trip to Redis (readiness); raises Redis's own error so /readyz can name it."""
+        started = perf_counter()
+        try:
+            await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]
+        except _UNREACHABLE:
+            self._errors["ping"].inc()
+            raise
+        finally:
+            self._latency["ping"].observe(perf_counter() - started)
+
+    async def get(self, key: str) -> tuple[bytes, int | None] | None:
+        """The stored JSON text and remaining TTL in seconds (None: no expiry), or None."""
+        found = await self._eval("get", self._get_script, (KV_PREFIX + key,), ())
+        if found is None:
+            return None
+        value, ttl = found
+        return value, (ttl if ttl >= 0 else None)
+
+    async def put(self, key: str, value: bytes, ttl: int | None, *, only_if_absent: bool) -> bool:
+        """Store JSON text (replacing value and TTL); False when ``only_if_absent`` and present."""
+        args: list[Any] = ["SET", KV_PREFIX + key, value]
+        if ttl is not None:
+            args += ["EX", ttl]
+        if only_if_absent:
+            args.append("NX")
+        return await self._call("set", *args) is not None
+
+    async def delete(self, key: str) -> bool:
+        """Remove a value; False when there was none."""
+        return bool(await self._call("delete", "DEL", KV_PREFIX + key))
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The JSON texts of ``keys`` in order (None where absent)."""
+        result: list[bytes | None] = await self._call(
+            "mget", "MGET", *[KV_PREFIX + k for k in keys]
+        )
+        return result
+
+    async def mset(self, items: Sequence[tuple[str, bytes]], ttl: int | None) -> None:
+        """Store every item atomically, all with the same TTL (or none)."""
+        if ttl is None:
+            flat: list[Any] = []
+            for key, value in items:
+                flat += (KV_PREFIX + key, value)
+            await self._call("mset", "MSET", *flat)
+            return
+        keys = [KV_PREFIX + key for key, _ in items]
+        await self._eval("mset", self._mset_script, keys, [ttl, *[v for _, v in items]])
+
+    async def incr(self, key: str, by: int, ttl: int | None) -> int:
+        """Add ``by`` atomically and return the new value; ``ttl`` starts a window if none."""
+        try:
+            value = await self._eval(
+                "incr", self._incr_script, (COUNTER_PREFIX + key,), (by, ttl or 0)
+            )
+        except ResponseError as exc:
+            if "overflow" in str(exc):
+                raise CounterOverflow() from None
+            raise
+        return int(value)
+
+    async def counter(self, key: str) -> int | None:
+        """A counter's value, or None when it does not exist."""
+        value = await self._call("counter_get", "GET", COUNTER_PREFIX + key)
+        return None if value is None else int(value)

@@ -1,0 +1,83 @@
+"""The cache service as a real Sanic server (2 workers) on the session's real Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.devstack.redis import RedisServer
+from tests.support.process import ServiceProcess
+
+ClientFactory = Callable[..., httpx.Client]
+TokenFactory = Callable[..., str]
+
+
+def cache_env(redis: RedisServer, **extra: str) -> dict[str, str]:
+    """Service variables for ``redis``; the password goes in its own variable, not the URL."""
+    return {
+        "STRATA_CACHE_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "STRATA_CACHE_REDIS_PASSWORD": redis.password or "",
+        "STRATA_CACHE_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def cache_service(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One server for the read/write tests (they use unique keys, so they can share it)."""
+    tmp: Path = tmp_path_factory.mktemp("cache")
+    # Small limits so the limit tests stay small: 50 keys per batch, 1 KiB per value.
+    env = cache_env(redis_server, STRATA_CACHE_MAX_BATCH="50", STRATA_CACHE_MAX_VALUE_BYTES="1024")
+    service = ServiceProcess("cache", env, tmp, workers=2).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def rw_token(make_token: TokenFactory) -> str:
+    """A token with both cache scopes."""
+    return make_token("cache", "cache:read", "cache:write")
+
+
+@pytest.fixture
+def new_client(cache_service: ServiceProcess, rw_token: str) -> Iterator[ClientFactory]:
+    """Make clients of the shared server; ``token=None`` sends no Authorization header."""
+    made: list[httpx.Client] = []
+
+    def make(token: str | None = rw_token, base_url: str = cache_service.base_url) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = httpx.Client(base_url=base_url, headers=headers, timeout=10)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(new_client: ClientFactory) -> httpx.Client:
+    """A client with read and write scopes."""
+    return new_client()
+
+
+@pytest.fixture
+def key() -> str:
+    """A key no other test uses."""
+    return f"t-{uuid.uuid4().hex}"
+
+
+def slug(response: httpx.Response) -> str:
+    """The problem slug of an error response (asserting it is problem+json)."""
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    body = response.json()
+    assert body["status"] == response.status_code
+    prefix = "urn:strata:problem:"
+    assert body["type"].startswith(prefix)
+    return str(body["type"][len(prefix) :])

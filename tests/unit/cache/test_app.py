@@ -1,0 +1,78 @@
+"""The factory: routes (including the ':' paths), OpenAPI, and the CLI's config check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sanic.exceptions import MethodNotAllowed, NotFound
+
+from services.cache.__main__ import main
+from services.cache.app import create_app
+from services.cache.settings import CacheSettings
+from services.cache.spec import openapi_document
+
+
+@pytest.mark.usefixtures("sanic_test_mode")
+@pytest.mark.parametrize(
+    ("method", "path", "handler"),
+    [
+        ("GET", "/v1/kv/a", "get_value"),
+        ("PUT", "/v1/kv/a/b", "put_value"),
+        ("DELETE", "/v1/kv/x:incr", "delete_value"),
+        ("POST", "/v1/kv:mget", "mget"),
+        ("POST", "/v1/kv:mset", "mset"),
+        ("POST", "/v1/counters/a:incr", "incr_counter"),
+        ("GET", "/v1/counters/a:incr", "get_counter"),
+        ("GET", "/livez", "livez"),
+        ("GET", "/readyz", "readyz"),
+        ("GET", "/metrics", "metrics"),
+        ("GET", "/openapi.json", "openapi"),
+    ],
+)
+def test_routes(settings: CacheSettings, method: str, path: str, handler: str) -> None:
+    app = create_app(settings)
+    app.router.finalize()
+    route, _, _ = app.router.get(path, method, None)
+    assert route.name.endswith("." + handler)
+
+
+@pytest.mark.usefixtures("sanic_test_mode")
+def test_unknown_and_wrong_method_routes(settings: CacheSettings) -> None:
+    app = create_app(settings)
+    app.router.finalize()
+    with pytest.raises(NotFound):
+        app.router.get("/v1/kv:mgetx", "POST", None)
+    with pytest.raises(MethodNotAllowed):
+        app.router.get("/v1/kv:mget", "GET", None)
+
+
+def test_openapi_refs_resolve(settings: CacheSettings) -> None:
+    document = openapi_document(settings)
+    schemas = document["components"]["schemas"]
+    text = str(document)
+    for name in ("PutValue", "Entry", "MgetRequest", "MsetRequest", "IncrRequest", "Problem"):
+        assert name in schemas
+    for ref in {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert ref in schemas, ref
+    for path in document["paths"].values():
+        for operation in path.values():
+            assert operation["security"] == [{"bearer": operation["security"][0]["bearer"]}]
+            assert "401" in operation["responses"]
+
+
+def test_serve_refuses_bad_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # main() defaults the metrics directory in os.environ; keep that out of other tests.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setenv("STRATA_CACHE_ENVIRONMENT", "development")
+    monkeypatch.setenv("STRATA_CACHE_REDIS_URL", "http://nope")
+    assert main(["serve"]) == 2
+    assert "redis_url" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["bogus"])
+    assert caught.value.code == 2
