@@ -15,7 +15,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -95,6 +95,9 @@ class Metrics:
             registry=self.registry,
         )
         build_info.labels(service, version, revision).set(1)
+        # Label lookups cost more than the increments; keep the children per label set.
+        self._live: dict[str, Any] = {}
+        self._done: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
         """A service-specific counter; ``service`` is always the first label."""
@@ -118,15 +121,28 @@ class Metrics:
         """A service-specific histogram."""
         return Histogram(name, doc, ["service", *labels], buckets=buckets, registry=self.registry)
 
+    def _in_progress(self, method: str) -> Any:
+        child = self._live.get(method)
+        if child is None:
+            child = self._live[method] = self.in_progress.labels(self.service, method)
+        return child
+
     def request_started(self, method: str) -> None:
         """Count a request in flight."""
-        self.in_progress.labels(self.service, method).inc()
+        self._in_progress(method).inc()
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record a finished request under its route template."""
-        self.in_progress.labels(self.service, method).dec()
-        self.requests.labels(self.service, method, route, str(status)).inc()
-        self.duration.labels(self.service, method, route).observe(seconds)
+        self._in_progress(method).dec()
+        key = (method, route, status)
+        children = self._done.get(key)
+        if children is None:
+            children = self._done[key] = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.duration.labels(self.service, method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text of every worker (or this process) and its content type."""

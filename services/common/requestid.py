@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
@@ -17,4 +17,4 @@ def choose_request_id(incoming: str | None) -> str:
     """Keep a client's id if it is short and printable (it ends up in logs), else mint one."""
     if incoming and _SAFE.match(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as uuid4().hex, several times cheaper
