@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run PostgreSQL, Redis and every service locally")
     run.add_argument(
-        "--services", nargs="+", choices=sorted(ALL_SCOPES), default=sorted(ALL_SCOPES)
+        "--services", nargs="+", choices=list(ALL_SCOPES), default=list(ALL_SCOPES)
     )
     run.add_argument("--port", type=int, default=8001, help="first service port to try")
     run.set_defaults(func=_run)
