@@ -262,40 +262,43 @@ def transfer(
     )
 
 
-def deposit(
-    session: Session, actor: Actor, account_id: uuid.UUID, amount: int, reference: str
+def _with_outside(
+    session: Session,
+    actor: Actor,
+    account_id: uuid.UUID,
+    amount: int,
+    reference: str,
+    *,
+    kind: str,
 ) -> Transfer:
-    """Credit an account from the external account of its currency."""
+    """Move money between an account and the external account of its currency."""
     account = get_account(session, account_id)
     external = _external_account(session, account.currency)
+    source, target = (external, account_id) if kind == "deposit" else (account_id, external)
     return _move(
         session,
         actor,
-        kind="deposit",
-        source=external,
-        target=account_id,
+        kind=kind,
+        source=source,
+        target=target,
         amount=amount,
         currency=account.currency,
         reference=reference,
     )
+
+
+def deposit(
+    session: Session, actor: Actor, account_id: uuid.UUID, amount: int, reference: str
+) -> Transfer:
+    """Credit an account from the external account of its currency."""
+    return _with_outside(session, actor, account_id, amount, reference, kind="deposit")
 
 
 def withdraw(
     session: Session, actor: Actor, account_id: uuid.UUID, amount: int, reference: str
 ) -> Transfer:
     """Debit an account to the external account of its currency."""
-    account = get_account(session, account_id)
-    external = _external_account(session, account.currency)
-    return _move(
-        session,
-        actor,
-        kind="withdrawal",
-        source=account_id,
-        target=external,
-        amount=amount,
-        currency=account.currency,
-        reference=reference,
-    )
+    return _with_outside(session, actor, account_id, amount, reference, kind="withdrawal")
 
 
 def get_transfer(session: Session, transfer_id: uuid.UUID) -> Transfer:

@@ -54,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=_token)
 
     run = sub.add_parser("run", help="run PostgreSQL, Redis and every service locally")
-    run.add_argument(
-        "--services", nargs="+", choices=list(ALL_SCOPES), default=list(ALL_SCOPES)
-    )
+    run.add_argument("--services", nargs="+", choices=list(ALL_SCOPES), default=list(ALL_SCOPES))
     run.add_argument("--port", type=int, default=8001, help="first service port to try")
     run.set_defaults(func=_run)
     return parser

@@ -98,30 +98,7 @@ class PostgresServer:
             capture_output=True,
             cwd=self.base,
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.base} -c fsync=off "
-            "-c max_connections=200 -c shared_buffers=128MB"
-        )
-        subprocess.run(
-            self._cmd(
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.base / "log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ),
-            check=True,
-            capture_output=True,
-            cwd=self.base,
-        )
-        wait_for_port(self.port)
+        self._start_server()
         return self
 
     def stop(self, remove: bool = True, mode: str = "fast") -> None:
@@ -138,23 +115,19 @@ class PostgresServer:
 
     def restart_stopped(self) -> None:
         """Start a server stopped by ``stop(remove=False)`` again on the same port."""
+        self._start_server()
+
+    def _start_server(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.base} -c fsync=off -c max_connections=200"
+            f"-c unix_socket_directories={self.base} -c fsync=off "
+            "-c max_connections=200 -c shared_buffers=128MB"
         )
+        pg_ctl = str(self.bin / "pg_ctl")
+        log = str(self.base / "log")
         subprocess.run(
             self._cmd(
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.base / "log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
+                pg_ctl, "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "60", "start"
             ),
             check=True,
             capture_output=True,

@@ -61,7 +61,9 @@ def test_parallel_transfers_keep_every_invariant(
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(send, plan))
-    assert set(statuses) <= {201, 409}, statuses
+    # 503 is allowed (a lock wait past the statement timeout on a starved machine rolls the
+    # transfer back); what matters is that only acknowledged transfers moved money (below).
+    assert set(statuses) <= {201, 409, 503}, sorted(set(statuses))
     assert statuses.count(201) > TRANSFERS // 4  # enough money moved to make this meaningful
 
     with owner_engine.connect() as conn:
