@@ -1,0 +1,63 @@
+"""``python -m services.ml serve|migrate`` (the image's and the chart's entry points)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Must be in the environment before prometheus_client is first imported (below, via the
+# app), in this process and in every worker it spawns.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/strata-ml-metrics")  # noqa: S108
+
+USAGE = "usage: python -m services.ml serve|migrate"
+
+
+def serve() -> None:
+    """Sanic with N workers (uvloop), each building the app from the factory."""
+    from functools import partial
+
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from services.common.metrics import prepare_multiproc_dir
+    from services.common.workers import default_workers
+    from services.ml.app import create_app
+    from services.ml.settings import MlSettings
+
+    settings = MlSettings()  # fail fast, in the main process, on bad configuration
+    prepare_multiproc_dir()
+    loader = AppLoader(factory=partial(create_app))
+    app = loader.load()
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers or default_workers(),
+        access_log=False,
+        motd=False,
+    )
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+def migrate() -> None:
+    """Create the ml tables and indexes if missing (advisory-locked, idempotent)."""
+    import asyncio
+
+    from services.ml.settings import MlDatabaseSettings
+    from services.ml.store.schema import migrate as run
+
+    tables = asyncio.run(run(MlDatabaseSettings()))
+    print(f"ml schema ready: {', '.join(tables)}")
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch the sub-command."""
+    commands = {"serve": serve, "migrate": migrate}
+    if len(argv) != 1 or argv[0] not in commands:
+        print(USAGE, file=sys.stderr)
+        return 2
+    commands[argv[0]]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

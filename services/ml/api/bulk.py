@@ -1,0 +1,84 @@
+"""Bulk ingest (``documents:bulk``) and NDJSON export (``export``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from services.common import problems
+from services.common.sanic_support import json
+from services.ml import params
+from services.ml.api.documents import document_query
+from services.ml.api.shared import READ, WRITE, authorize, collection
+from services.ml.context import ctx
+from services.ml.ingest import parse_bulk
+from services.ml.store import bulk, query
+
+bp = Blueprint("bulk", url_prefix="/collections")
+NDJSON = "application/x-ndjson"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read a streamed body up to ``limit`` bytes (413 beyond), not the global body limit."""
+    stream: Any = request.stream  # the HTTP/1 stream; its read() is untyped on the base
+    declared = request.headers.get("content-length")
+    buf = bytearray()
+    too_large = bool(declared and declared.isdigit() and int(declared) > limit)
+    while not too_large and (chunk := await stream.read()) is not None:
+        buf += chunk
+        too_large = len(buf) > limit
+    if too_large:
+        # The rest of the body stays unread: say the connection closes, so a client
+        # does not reuse it for its next request.
+        stream.keep_alive = False
+        raise problems.body_too_large(limit)
+    return bytes(buf)
+
+
+# Sanic percent-encodes ":" in static path segments ("documents%3Abulk"), which a literal
+# "documents:bulk" request never matches; a one-value regex parameter keeps the colon.
+@bp.post("/<name:str>/<op:documents:bulk>", name="bulk_ingest", stream=True)
+async def bulk_ingest(request: Request, name: str, op: str) -> HTTPResponse:
+    """Validate every line, then COPY all documents in one transaction (all or nothing)."""
+    authorize(request, WRITE)
+    name = collection(name)
+    app = ctx(request)
+    settings = app.settings
+    body = await read_body(request, settings.bulk_max_bytes)
+    texts = parse_bulk(
+        body,
+        request.headers.get("content-type"),
+        max_documents=settings.bulk_max_documents,
+        max_document_bytes=settings.max_document_bytes,
+    )
+    del body  # the validated texts are all we keep
+    async with app.store.raw() as pg:
+        ids = await bulk.ingest(pg, name, texts)
+    app.ml_metrics.count_ingested(len(ids))
+    return json({"inserted": len(ids), "ids": ids}, status=201)
+
+
+@bp.get("/<name:str>/export", name="export_documents")
+async def export_documents(request: Request, name: str) -> HTTPResponse:
+    """Stream every matching document as NDJSON from one snapshot, batch by batch."""
+    authorize(request, READ)
+    name = collection(name)
+    app = ctx(request)
+    q = document_query(request)
+    if q.after is not None:
+        raise params.invalid(["query", "cursor"], "export takes no cursor")
+    sent = 0
+    async with (
+        app.store.raw() as pg,
+        query.export(pg, name, q, app.settings.export_batch_size) as chunks,
+    ):
+        response: HTTPResponse = await request.respond(content_type=NDJSON)
+        try:
+            async for chunk in chunks:
+                await response.send(chunk)
+                sent += chunk.count(b"\n")
+        finally:
+            app.ml_metrics.count_exported(sent)
+        await response.eof()  # type: ignore[no-untyped-call]
+    return response

@@ -1,0 +1,148 @@
+"""Single documents, filtered listing, count and sample under ``/v1/collections/{name}``."""
+
+from __future__ import annotations
+
+import secrets
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from services.common import problems
+from services.common.cursor import parse_limit
+from services.common.sanic_support import json
+from services.ml import params
+from services.ml.api.shared import (
+    READ,
+    WRITE,
+    authorize,
+    body_json,
+    body_model,
+    collection,
+    document_response,
+)
+from services.ml.context import ctx
+from services.ml.schemas import DocumentIn, DocumentReplace
+from services.ml.store import collections, documents, query
+
+bp = Blueprint("documents", url_prefix="/collections")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@bp.post("/<name:str>/documents", name="create_document")
+async def create_document(request: Request, name: str) -> HTTPResponse:
+    """Create one document (201); the id is generated unless the body names one."""
+    authorize(request, WRITE)
+    name = collection(name)
+    body = body_model(request, DocumentIn)
+    params.check_document_size(body.data, ctx(request).settings.max_document_bytes)
+    async with ctx(request).store.begin() as conn:
+        cid = await collections.collection_id(conn, name)
+        doc = await documents.create(conn, cid, name, body.data, body.id)
+    response = document_response(doc, status=201)
+    response.headers["Location"] = f"/v1/collections/{name}/documents/{doc['id']}"
+    return response
+
+
+@bp.get("/<name:str>/documents/<doc_id:str>", name="get_document")
+async def get_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
+    """One document."""
+    authorize(request, READ)
+    name, doc_id = collection(name), params.document_id(doc_id)
+    async with ctx(request).store.connect() as conn:
+        cid = await collections.collection_id(conn, name)
+        return document_response(await documents.get(conn, cid, name, doc_id))
+
+
+@bp.put("/<name:str>/documents/<doc_id:str>", name="replace_document")
+async def replace_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
+    """Replace a document's data (``If-Match`` optional)."""
+    authorize(request, WRITE)
+    name, doc_id = collection(name), params.document_id(doc_id)
+    expected = params.if_match(request.headers.get("if-match"))
+    body = body_model(request, DocumentReplace)
+    params.check_document_size(body.data, ctx(request).settings.max_document_bytes)
+    async with ctx(request).store.begin() as conn:
+        cid = await collections.collection_id(conn, name)
+        doc = await documents.replace(conn, cid, name, doc_id, body.data, expected)
+    return document_response(doc)
+
+
+@bp.patch("/<name:str>/documents/<doc_id:str>", name="patch_document")
+async def patch_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
+    """Apply an RFC 7396 JSON merge patch to a document's data (``If-Match`` optional)."""
+    authorize(request, WRITE)
+    name, doc_id = collection(name), params.document_id(doc_id)
+    expected = params.if_match(request.headers.get("if-match"))
+    patch = body_json(request)
+    if not isinstance(patch, dict):
+        raise params.invalid(["body"], "a merge patch of data must be a JSON object")
+    limit = ctx(request).settings.max_document_bytes
+    async with ctx(request).store.begin() as conn:
+        cid = await collections.collection_id(conn, name)
+        doc = await documents.patch(conn, cid, name, doc_id, patch, expected, limit)
+    return document_response(doc)
+
+
+@bp.delete("/<name:str>/documents/<doc_id:str>", name="delete_document")
+async def delete_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
+    """Delete a document (``If-Match`` optional)."""
+    authorize(request, WRITE)
+    name, doc_id = collection(name), params.document_id(doc_id)
+    expected = params.if_match(request.headers.get("if-match"))
+    async with ctx(request).store.begin() as conn:
+        cid = await collections.collection_id(conn, name)
+        await documents.remove(conn, cid, doc_id, expected)
+    return HTTPResponse(status=204)
+
+
+def document_query(request: Request) -> params.DocumentQuery:
+    """``filter``, ``created_after``, ``created_before``, ``fields`` and ``cursor``."""
+    args = request.args
+    return params.DocumentQuery(
+        filter=params.json_filter(args.get("filter")),
+        created_after=params.timestamp(args.get("created_after"), "created_after"),
+        created_before=params.timestamp(args.get("created_before"), "created_before"),
+        fields=params.fields(args.get("fields")),
+        after=params.document_cursor(args.get("cursor")),
+    )
+
+
+@bp.get("/<name:str>/documents", name="list_documents")
+async def list_documents(request: Request, name: str) -> HTTPResponse:
+    """A keyset page of documents, filtered by containment and projected in SQL."""
+    authorize(request, READ)
+    name = collection(name)
+    limit = parse_limit(request.args.get("limit"))
+    q = document_query(request)
+    async with ctx(request).store.raw() as pg:
+        items, last = await query.page(pg, name, q, limit)
+    cursor = params.next_document_cursor(*last) if last else None
+    return json({"items": items, "next_cursor": cursor})
+
+
+# A regex parameter, not a static segment: see the note on documents:bulk in api/bulk.py.
+@bp.get("/<name:str>/<op:documents:count>", name="count_documents")
+async def count_documents(request: Request, name: str, op: str) -> HTTPResponse:
+    """How many documents match ``filter``."""
+    authorize(request, READ)
+    name = collection(name)
+    flt = params.json_filter(request.args.get("filter"))
+    async with ctx(request).store.connect() as conn:
+        cid = await collections.collection_id(conn, name)
+        return json({"count": await documents.count(conn, cid, flt)})
+
+
+@bp.get("/<name:str>/<op:documents:sample>", name="sample_documents")
+async def sample_documents(request: Request, name: str, op: str) -> HTTPResponse:
+    """A reproducible pseudo-random sample: the same ``seed`` gives the same documents."""
+    authorize(request, READ)
+    name = collection(name)
+    settings = ctx(request).settings
+    n = params.positive_int(request.args.get("n"), "n", 100, settings.max_sample)
+    seed = request.args.get("seed") or secrets.token_hex(8)
+    if len(seed) > 128:
+        raise problems.validation_failed([{"loc": ["query", "seed"], "msg": "at most 128 chars"}])
+    flt = params.json_filter(request.args.get("filter"))
+    async with ctx(request).store.connect() as conn:
+        cid = await collections.collection_id(conn, name)
+        items = await documents.sample(conn, cid, name, n, seed, flt)
+    return json({"items": items, "seed": seed})

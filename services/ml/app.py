@@ -1,0 +1,53 @@
+"""The ml service's Sanic app factory: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sanic import Sanic
+from sanic.config import Config
+
+from services.common.logs import configure_logging
+from services.common.sanic_support import check_with_timeout, install
+from services.ml.api import v1
+from services.ml.context import MlContext, MlMetrics
+from services.ml.settings import MlSettings
+from services.ml.spec import openapi_document
+from services.ml.store import Store
+
+MlApp = Sanic[Config, MlContext]
+
+
+def create_app(settings: MlSettings | None = None) -> MlApp:
+    """Build the app; pools are opened per worker in ``before_server_start``."""
+    settings = settings or MlSettings()
+    configure_logging("ml", settings.log_level)
+    app: MlApp = Sanic("strata-ml", ctx=MlContext(), config=Config(), configure_logging=False)
+    check = check_with_timeout(settings.readiness_timeout)
+
+    async def readiness(app: Sanic[Any, Any]) -> Mapping[str, str]:
+        store: Store | None = getattr(app.ctx, "store", None)
+        return {"postgres": await check(store.ping) if store else "not started"}
+
+    install(
+        app,
+        service="ml",
+        settings=settings,
+        readiness=readiness,
+        openapi=lambda: openapi_document(settings.version),
+    )
+    app.blueprint(v1())
+
+    @app.before_server_start
+    async def _open_store(app: MlApp) -> None:
+        # After the fork, once per worker: no pool is ever shared across processes.
+        capacity = settings.pool_size + settings.max_overflow
+        app.ctx.ml_metrics = MlMetrics(app.ctx.metrics, capacity)
+        app.ctx.store = Store(settings, on_pool_change=app.ctx.ml_metrics.pool_changed)
+
+    @app.after_server_stop
+    async def _close_store(app: MlApp) -> None:
+        await app.ctx.store.close()
+
+    return app

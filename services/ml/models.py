@@ -1,0 +1,88 @@
+"""The ml tables: collections, and one documents table whose ``data`` is JSONB.
+
+New document shapes never need a migration: everything a client sends lives in
+``data``. Two indexes serve the read paths: a GIN index (``jsonb_path_ops``, smaller and
+faster than the default opclass for ``@>``) for containment filters, and a B-tree on
+``(collection_id, created_at, id)`` for keyset pages and ordered exports.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# clock_timestamp(), not now(): the rows of one bulk COPY get increasing times, so the
+# (created_at, id) order of a collection is its insertion order.
+Timestamp = Annotated[
+    datetime, mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp())
+]
+BigId = Annotated[int, mapped_column(BigInteger)]
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONB}
+
+
+class Collection(Base):
+    """A named set of documents."""
+
+    __tablename__ = "ml_collections"
+
+    id: Mapped[BigId] = mapped_column(Identity(always=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[Timestamp]
+
+
+class Document(Base):
+    """One JSON document; ``version`` increases on every write (``If-Match``)."""
+
+    __tablename__ = "ml_documents"
+
+    collection_id: Mapped[BigId] = mapped_column(
+        ForeignKey("ml_collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Collation "C": byte order, the same whatever the database locale (keyset paging).
+    id: Mapped[str] = mapped_column(String(128, collation="C"), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(server_default="1")
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
+
+    __table_args__ = (
+        Index(
+            "ix_ml_documents_data",
+            "data",
+            postgresql_using="gin",
+            postgresql_ops={"data": "jsonb_path_ops"},
+        ),
+        Index("ix_ml_documents_keyset", "collection_id", "created_at", "id"),
+    )
+
+
+collections = cast(Table, Collection.__table__)
+documents = cast(Table, Document.__table__)

@@ -1,0 +1,182 @@
+"""Single documents (create, get, replace, merge-patch, delete), count and sample.
+
+Every write bumps ``version``; ``If-Match`` is checked in the same statement (replace,
+delete) or under a row lock in the same transaction (merge patch), so of two writers
+holding the same stale version exactly one wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import RowMapping, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.problems import Problem
+from services.ml.models import documents
+from services.ml.params import check_document_size, merge_patch
+
+_COLUMNS = (
+    documents.c.id,
+    documents.c.data,
+    documents.c.version,
+    documents.c.created_at,
+    documents.c.updated_at,
+)
+
+
+def not_found(doc_id: str) -> Problem:
+    """404 ``document-not-found``."""
+    return Problem(404, "document-not-found", f"document {doc_id!r} does not exist")
+
+
+def version_mismatch(current: int) -> Problem:
+    """412 ``version-mismatch``."""
+    return Problem(
+        412, "version-mismatch", f"document version is {current}", headers={"ETag": f'"{current}"'}
+    )
+
+
+def as_document(row: RowMapping, collection: str) -> dict[str, Any]:
+    """The API shape of a document row."""
+    return {"id": row["id"], "collection": collection, **row}
+
+
+async def create(
+    conn: AsyncConnection, cid: int, collection: str, data: dict[str, Any], doc_id: str | None
+) -> dict[str, Any]:
+    """Insert one document (id generated unless given); 409 if the id is taken."""
+    row = (
+        await conn.execute(
+            insert(documents)
+            .values(collection_id=cid, id=doc_id or str(uuid.uuid4()), data=data)
+            .on_conflict_do_nothing()
+            .returning(*_COLUMNS)
+        )
+    ).first()
+    if row is None:
+        raise Problem(409, "document-exists", f"document {doc_id!r} already exists")
+    return as_document(row._mapping, collection)
+
+
+async def get(conn: AsyncConnection, cid: int, collection: str, doc_id: str) -> dict[str, Any]:
+    """One document or 404."""
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(documents.c.collection_id == cid, documents.c.id == doc_id)
+        )
+    ).first()
+    if row is None:
+        raise not_found(doc_id)
+    return as_document(row._mapping, collection)
+
+
+async def _explain_miss(conn: AsyncConnection, cid: int, doc_id: str) -> Problem:
+    """Why a conditional write matched no row: missing (404) or stale (412)."""
+    current = await conn.scalar(
+        select(documents.c.version).where(
+            documents.c.collection_id == cid, documents.c.id == doc_id
+        )
+    )
+    return not_found(doc_id) if current is None else version_mismatch(int(current))
+
+
+async def replace(
+    conn: AsyncConnection,
+    cid: int,
+    collection: str,
+    doc_id: str,
+    data: dict[str, Any],
+    expected: int | None,
+) -> dict[str, Any]:
+    """Replace ``data`` (optionally only at version ``expected``)."""
+    stmt = (
+        update(documents)
+        .where(documents.c.collection_id == cid, documents.c.id == doc_id)
+        .values(data=data, version=documents.c.version + 1, updated_at=func.clock_timestamp())
+        .returning(*_COLUMNS)
+    )
+    if expected is not None:
+        stmt = stmt.where(documents.c.version == expected)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise await _explain_miss(conn, cid, doc_id)
+    return as_document(row._mapping, collection)
+
+
+async def patch(
+    conn: AsyncConnection,
+    cid: int,
+    collection: str,
+    doc_id: str,
+    patch_body: dict[str, Any],
+    expected: int | None,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Apply an RFC 7396 merge patch under a row lock (call inside a transaction)."""
+    current = (
+        await conn.execute(
+            select(documents.c.data, documents.c.version)
+            .where(documents.c.collection_id == cid, documents.c.id == doc_id)
+            .with_for_update()
+        )
+    ).first()
+    if current is None:
+        raise not_found(doc_id)
+    if expected is not None and current.version != expected:
+        raise version_mismatch(current.version)
+    merged = merge_patch(current.data, patch_body)
+    check_document_size(merged, max_bytes)
+    row = (
+        await conn.execute(
+            update(documents)
+            .where(documents.c.collection_id == cid, documents.c.id == doc_id)
+            .values(data=merged, version=documents.c.version + 1, updated_at=func.clock_timestamp())
+            .returning(*_COLUMNS)
+        )
+    ).one()
+    return as_document(row._mapping, collection)
+
+
+async def remove(conn: AsyncConnection, cid: int, doc_id: str, expected: int | None) -> None:
+    """Delete one document (optionally only at version ``expected``)."""
+    stmt = (
+        delete(documents)
+        .where(documents.c.collection_id == cid, documents.c.id == doc_id)
+        .returning(documents.c.id)
+    )
+    if expected is not None:
+        stmt = stmt.where(documents.c.version == expected)
+    if (await conn.execute(stmt)).first() is None:
+        raise await _explain_miss(conn, cid, doc_id)
+
+
+async def count(conn: AsyncConnection, cid: int, flt: dict[str, Any] | None) -> int:
+    """How many documents match the containment filter."""
+    stmt = select(func.count()).select_from(documents).where(documents.c.collection_id == cid)
+    if flt:
+        stmt = stmt.where(documents.c.data.contains(flt))
+    return int(await conn.scalar(stmt) or 0)
+
+
+async def sample(
+    conn: AsyncConnection,
+    cid: int,
+    collection: str,
+    n: int,
+    seed: str,
+    flt: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """``n`` documents ranked by ``md5(id || seed)``: the same seed and data, the same sample.
+
+    The rank depends only on each document's id and the seed, so a sample is stable
+    under inserts of other documents except where a new document out-ranks one in it.
+    """
+    rank = func.md5(documents.c.id + literal(":") + literal(seed))
+    stmt = select(*_COLUMNS).where(documents.c.collection_id == cid)
+    if flt:
+        stmt = stmt.where(documents.c.data.contains(flt))
+    rows = await conn.execute(stmt.order_by(rank, documents.c.id).limit(n))
+    return [as_document(r._mapping, collection) for r in rows]

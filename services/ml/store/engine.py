@@ -1,0 +1,158 @@
+"""The engine, its pool, and how database failures become problems.
+
+SQLAlchemy's asyncio engine owns the pool (size, overflow, checkout timeout, pre-ping so
+a restarted PostgreSQL is noticed at checkout, not mid-request). Bulk paths take the
+asyncpg connection beneath it (:meth:`Store.raw`) for COPY and server-side cursors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from services.common import problems
+from services.common.problems import Problem
+from services.ml.settings import MlDatabaseSettings
+
+logger = logging.getLogger("strata.ml.store")
+
+# SQLSTATE classes/codes meaning "the database is not there right now", not "bad request".
+_UNAVAILABLE_CLASSES = ("08", "53", "57")  # connection, resources, operator intervention
+_UNAVAILABLE_CODES = {"57014", "55P03", "40P01"}  # statement timeout, lock timeout, deadlock
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(settings: MlDatabaseSettings) -> AsyncEngine:
+    """An engine whose every limit comes from settings."""
+    timeout_s = settings.statement_timeout_ms / 1000
+    return create_async_engine(
+        settings.database_url(),
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        connect_args={
+            "timeout": settings.connect_timeout,
+            # Client-side guard too: a hung (not refusing) server must not hang a request.
+            "command_timeout": timeout_s + settings.connect_timeout,
+            "server_settings": {
+                "application_name": "strata-ml",
+                "statement_timeout": str(settings.statement_timeout_ms),
+                # Containment selectivity depends on the filter value: plan each query
+                # with its parameters instead of a cached generic plan.
+                "plan_cache_mode": "force_custom_plan",
+            },
+        },
+    )
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, whether raw asyncpg or wrapped by SQLAlchemy."""
+    seen: BaseException | None = error
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means the store cannot be reached or answer in time."""
+    if isinstance(error, OSError | TimeoutError | exc.TimeoutError):
+        return True
+    if isinstance(error, asyncpg.ConnectionDoesNotExistError | asyncpg.PostgresConnectionError):
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    code = sqlstate(error)
+    if code is not None:
+        return code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES
+    cause = getattr(error, "orig", None) or error.__cause__
+    return cause is not None and cause is not error and is_unavailable(cause)
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Turn "database unavailable" failures into 503 ``store-unavailable``."""
+    try:
+        yield
+    except Problem:
+        raise
+    except Exception as error:
+        if is_unavailable(error):
+            logger.warning("store unavailable: %s", type(error).__name__)
+            raise problems.store_unavailable("document store") from None
+        raise
+
+
+class Store:
+    """Per-worker database access: created after the fork, disposed at shutdown."""
+
+    def __init__(
+        self, settings: MlDatabaseSettings, on_pool_change: Callable[[int], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings)
+        self.in_use = 0
+        if on_pool_change is not None:
+
+            def _out(*_: object) -> None:
+                self.in_use += 1
+                on_pool_change(self.in_use)
+
+            def _in(*_: object) -> None:
+                # checkin fires for every connection handed back, invalidated ones included.
+                self.in_use = max(0, self.in_use - 1)
+                on_pool_change(self.in_use)
+
+            event.listen(self.engine.sync_engine, "checkout", _out)
+            event.listen(self.engine.sync_engine, "checkin", _in)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; leaving without commit rolls back."""
+        async with translate_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection inside one transaction, committed on success."""
+        async with translate_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def raw(self) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection under a pooled SQLAlchemy one (COPY, cursors)."""
+        async with translate_errors(), self.engine.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            pg: asyncpg.Connection = fairy.driver_connection
+            try:
+                yield pg
+            finally:
+                # A transaction that could not be ended (a cancelled rollback) must never
+                # go back to the pool: close the connection and the server rolls back.
+                if pg.is_closed() or pg.is_in_transaction():
+                    await conn.invalidate()
+
+    async def ping(self) -> None:
+        """One round trip (readiness)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

@@ -1,0 +1,80 @@
+"""The factory wires every route, and the OpenAPI document describes exactly those."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.ml.app import create_app
+from services.ml.settings import MlSettings
+from services.ml.spec import OPERATIONS
+
+
+def settings(**values: object) -> MlSettings:
+    return MlSettings(environment="development", **values)  # type: ignore[arg-type]
+
+
+def test_routes_match_the_openapi_operations() -> None:
+    app = create_app(settings())
+    app.router.finalize()
+    served = set()
+    for route in app.router.routes:
+        path = "/" + route.path
+        if not path.startswith("/v1"):
+            continue
+        # <op:documents:bulk> -> documents:bulk, <name:str> -> {name}, <doc_id:str> -> {id}
+        path = re.sub(r"<op:([^>]+)>", r"\1", path)
+        path = path.replace("<name:str>", "{name}").replace("<doc_id:str>", "{id}")
+        served |= {(m, path) for m in route.methods}
+    described = {(op.method, op.path) for op in OPERATIONS}
+    assert served == described
+
+
+def test_body_limit_comes_from_settings() -> None:
+    app = create_app(settings(max_body_bytes=4096))
+    assert app.config.REQUEST_MAX_SIZE == 4096
+
+
+def test_production_refuses_placeholder_secret() -> None:
+    with pytest.raises(ValueError, match="jwt_secret"):
+        MlSettings(environment="production")
+
+
+def test_database_password_from_file(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    secret = Path(str(tmp_path)) / "pw"
+    secret.write_text("s3cret-from-file\n")
+    monkeypatch.setenv("STRATA_ML_DATABASE_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("STRATA_ML_POOL_SIZE", "7")
+    loaded = settings()
+    assert loaded.database_password is not None
+    assert loaded.database_password.get_secret_value() == "s3cret-from-file"
+    assert loaded.pool_size == 7
+    url = loaded.database_url()
+    assert url.drivername == "postgresql+asyncpg"
+    assert url.password == "s3cret-from-file"
+    assert "s3cret" not in repr(loaded)
+
+
+def test_defaults_match_the_configuration_contract() -> None:
+    s = settings()
+    assert (s.host, s.port, s.database_name, s.database_user) == (
+        "0.0.0.0",
+        8000,
+        "strata_ml",
+        "strata_ml",
+    )
+    assert (s.pool_size, s.max_overflow, s.pool_timeout, s.statement_timeout_ms) == (
+        5,
+        0,
+        2.0,
+        30000,
+    )
+    assert (s.max_document_bytes, s.bulk_max_documents, s.bulk_max_bytes) == (
+        1_048_576,
+        10_000,
+        33_554_432,
+    )
+    assert s.export_batch_size == 2000

@@ -1,0 +1,129 @@
+"""Path, query and header parsing; RFC 7396 merge patch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.common.problems import Problem
+from services.ml import params
+
+
+def loc_of(exc: pytest.ExceptionInfo[Problem]) -> list[Any]:
+    assert exc.value.errors is not None
+    return list(exc.value.errors[0]["loc"])
+
+
+@pytest.mark.parametrize("name", ["a", "books", "img_2024-v1", "a" + "b" * 62])
+def test_good_collection_names(name: str) -> None:
+    assert params.collection_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "A", "1a", "a.b", "a" * 64, "_a", "a b", "ä"])
+def test_bad_collection_names(name: str) -> None:
+    with pytest.raises(Problem) as exc:
+        params.collection_name(name)
+    assert exc.value.status == 422
+    assert loc_of(exc) == ["path", "name"]
+
+
+@pytest.mark.parametrize("value", ["x", "img-001.png", "a:b", "A" * 128])
+def test_good_document_ids(value: str) -> None:
+    assert params.document_id(value) == value
+
+
+@pytest.mark.parametrize("value", ["", "-x", ".x", "a b", "a/b", "A" * 129])
+def test_bad_document_ids(value: str) -> None:
+    with pytest.raises(Problem):
+        params.document_id(value)
+
+
+def test_json_filter() -> None:
+    assert params.json_filter(None) is None
+    assert params.json_filter("") is None
+    assert params.json_filter('{"a": {"b": [1]}}') == {"a": {"b": [1]}}
+    for bad in ("[1]", '"a"', "1", "{", '{"a": "\\u0000"}'):
+        with pytest.raises(Problem) as exc:
+            params.json_filter(bad)
+        assert loc_of(exc) == ["query", "filter"]
+
+
+def test_timestamp() -> None:
+    assert params.timestamp("2024-05-01T10:00:00Z", "t") == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    # A "+" decoded as a space by a sloppy client still parses.
+    assert params.timestamp("2024-05-01T10:00:00 00:00", "t") == datetime(
+        2024, 5, 1, 10, tzinfo=UTC
+    )
+    for bad in ("yesterday", "2024-05-01T10:00:00", "2024-13-01T00:00:00Z"):
+        with pytest.raises(Problem):
+            params.timestamp(bad, "t")
+
+
+def test_fields_tree() -> None:
+    assert params.fields(None) is None
+    assert params.fields("a,b.c,b.d.e") == {"a": None, "b": {"c": None, "d": {"e": None}}}
+    # A whole key wins over its sub-paths, whichever comes first.
+    assert params.fields("a.b,a") == {"a": None}
+    assert params.fields("a,a.b") == {"a": None}
+    for bad in ("a,,b", "a..b", ".a", "a.", ",".join(f"f{i}" for i in range(65))):
+        with pytest.raises(Problem):
+            params.fields(bad)
+
+
+@pytest.mark.parametrize(("raw", "value"), [("3", 3), ('"3"', 3), ('W/"12"', 12), (None, None)])
+def test_if_match(raw: str | None, value: int | None) -> None:
+    assert params.if_match(raw) == value
+
+
+@pytest.mark.parametrize("raw", ["", "x", "-1", "1.0", "*", "9" * 19])
+def test_bad_if_match(raw: str) -> None:
+    with pytest.raises(Problem):
+        params.if_match(raw)
+
+
+def test_cursor_round_trip() -> None:
+    when = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert params.document_cursor(params.next_document_cursor(when, "id-1")) == (when, "id-1")
+    for bad in ("!!", "e30", "eyJ0IjoieCIsImkiOiJ5In0"):
+        with pytest.raises(Problem) as exc:
+            params.document_cursor(bad)
+        assert exc.value.slug == "invalid-cursor"
+
+
+def test_document_size() -> None:
+    params.check_document_size({"a": "x" * 10}, 100)
+    with pytest.raises(Problem) as exc:
+        params.check_document_size({"a": "x" * 100}, 100)
+    assert exc.value.status == 413
+    with pytest.raises(Problem) as exc:
+        params.check_document_size({"a": "\x00"}, 100)
+    assert exc.value.status == 422
+
+
+# RFC 7396, appendix A: (target, patch, result)
+RFC_EXAMPLES: list[tuple[Any, Any, Any]] = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "patch", "result"), RFC_EXAMPLES)
+def test_merge_patch_rfc7396(target: Any, patch: Any, result: Any) -> None:
+    original = repr(target)
+    assert params.merge_patch(target, patch) == result
+    assert repr(target) == original  # the target is not mutated
