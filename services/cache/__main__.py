@@ -16,31 +16,17 @@ _METRICS_DEFAULT = "/tmp/strata-cache-metrics"  # noqa: S108 - per-container tmp
 def serve() -> int:
     """Run the server until SIGTERM/SIGINT; returns the exit code."""
     from pydantic import ValidationError
-    from sanic import Sanic
-    from sanic.worker.loader import AppLoader
 
     from services.cache.app import create_app
     from services.cache.settings import CacheSettings
-    from services.common.metrics import prepare_multiproc_dir
-    from services.common.workers import default_workers
+    from services.common.sanic_runner import serve as run
 
     try:
         settings = CacheSettings()
     except ValidationError as exc:
         print(f"invalid STRATA_CACHE_* configuration:\n{exc}", file=sys.stderr)
         return 2
-    prepare_multiproc_dir()
-    # Workers are spawned and build their own app (and Redis pool) from the environment.
-    loader = AppLoader(factory=create_app)
-    app = loader.load()
-    app.prepare(
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers or default_workers(),
-        access_log=False,
-        motd=False,
-    )
-    Sanic.serve(primary=app, app_loader=loader)
+    run(create_app, host=settings.host, port=settings.port, workers=settings.workers)
     return 0
 
 

@@ -14,28 +14,12 @@ USAGE = "usage: python -m services.ml serve|migrate"
 
 def serve() -> None:
     """Sanic with N workers (uvloop), each building the app from the factory."""
-    from functools import partial
-
-    from sanic import Sanic
-    from sanic.worker.loader import AppLoader
-
-    from services.common.metrics import prepare_multiproc_dir
-    from services.common.workers import default_workers
+    from services.common.sanic_runner import serve as run
     from services.ml.app import create_app
     from services.ml.settings import MlSettings
 
     settings = MlSettings()  # fail fast, in the main process, on bad configuration
-    prepare_multiproc_dir()
-    loader = AppLoader(factory=partial(create_app))
-    app = loader.load()
-    app.prepare(
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers or default_workers(),
-        access_log=False,
-        motd=False,
-    )
-    Sanic.serve(primary=app, app_loader=loader)
+    run(create_app, host=settings.host, port=settings.port, workers=settings.workers)
 
 
 def migrate() -> None:
