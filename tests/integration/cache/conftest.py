@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from services.devstack.redis import RedisServer
+from tests.support.http import ClientFactory, client_factory
 from tests.support.process import ServiceProcess
 
-ClientFactory = Callable[..., httpx.Client]
 TokenFactory = Callable[..., str]
 
 
@@ -48,17 +48,8 @@ def rw_token(make_token: TokenFactory) -> str:
 @pytest.fixture
 def new_client(cache_service: ServiceProcess, rw_token: str) -> Iterator[ClientFactory]:
     """Make clients of the shared server; ``token=None`` sends no Authorization header."""
-    made: list[httpx.Client] = []
-
-    def make(token: str | None = rw_token, base_url: str = cache_service.base_url) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        client = httpx.Client(base_url=base_url, headers=headers, timeout=10)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
+    with client_factory(cache_service.base_url, rw_token, timeout=10) as make:
+        yield make
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 from services.devstack.postgres import PostgresServer
 from services.ml.settings import MlSettings
 from services.ml.store.schema import migrate
+from tests.support.http import ClientFactory, client_factory
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,6 @@ ROLE = "strata_ml_it"
 PASSWORD = "ml-integration-pw"
 DATABASE = "strata_ml_it"
 ALL_SCOPES = ("docs:read", "docs:write", "collections:admin")
-ClientFactory = Callable[..., httpx.Client]
 TokenFactory = Callable[..., str]
 
 
@@ -84,17 +84,8 @@ def token(make_token: TokenFactory) -> str:
 @pytest.fixture
 def new_client(ml_service: ServiceProcess, token: str) -> Iterator[ClientFactory]:
     """Make clients of the shared server; ``token=None`` sends no Authorization header."""
-    made: list[httpx.Client] = []
-
-    def make(token: str | None = token, base_url: str = ml_service.base_url) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        client = httpx.Client(base_url=base_url, headers=headers, timeout=30)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
+    with client_factory(ml_service.base_url, token, timeout=30) as make:
+        yield make
 
 
 @pytest.fixture
