@@ -10,10 +10,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jwt
 
 from services.common.problems import Problem
+
+if TYPE_CHECKING:
+    from services.common.settings import ServiceSettings
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="strata"'}
 
@@ -63,6 +67,17 @@ class TokenVerifier:
         self.audience = audience
         self._issuer = issuer
         self._leeway = leeway
+
+    @classmethod
+    def for_service(cls, settings: ServiceSettings, service: str) -> TokenVerifier:
+        """The verifier a service's settings describe (audience ``strata-<service>``)."""
+        return cls(
+            key=settings.jwt_key,
+            algorithm=settings.jwt_algorithm,
+            audience=audience_for(service),
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+        )
 
     def verify_header(self, authorization: str | None) -> Principal:
         """Verify an ``Authorization`` header value; raise 401 problems on any failure."""

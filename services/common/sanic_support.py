@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -30,21 +29,18 @@ from sanic.response import BaseHTTPResponse, raw
 from services.common import problems
 from services.common.auth import Principal, TokenVerifier
 from services.common.cache import CachingVerifier
-from services.common.cors import cors_headers
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps
-from services.common.logs import log_request
 from services.common.metrics import Metrics, mark_worker_dead
+from services.common.observe import RequestObserver
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
-from services.common.requestid import HEADER, choose_request_id, current_request_id
+from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
 
 logger = logging.getLogger("strata.http")
 
 App = Sanic[Any, Any]
 ReadinessCheck = Callable[[App], Awaitable[Mapping[str, str]]]
-_UNMATCHED = "<unmatched>"
-_PROBES = {"/livez", "/readyz", "/metrics"}
 
 
 def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HTTPResponse:
@@ -103,16 +99,8 @@ def install(
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = max(app.config.GRACEFUL_SHUTDOWN_TIMEOUT, 15.0)
     app.ctx.settings = settings
     app.ctx.health = Health()
-    app.ctx.verifier = CachingVerifier(
-        TokenVerifier(
-            key=settings.jwt_key,
-            algorithm=settings.jwt_algorithm,
-            audience=f"strata-{service}",
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway_seconds,
-        )
-    )
-    origins = list(settings.cors_allowed_origins)
+    app.ctx.verifier = CachingVerifier(TokenVerifier.for_service(settings, service))
+    observer = RequestObserver(settings.cors_allowed_origins)
 
     @app.before_server_start
     async def _metrics(app: App) -> None:
@@ -131,44 +119,23 @@ def install(
         mark_worker_dead(os.getpid())
 
     async def _begin(request: Request) -> HTTPResponse | None:
-        request.ctx.request_id = choose_request_id(request.headers.get(HEADER))
-        request.ctx.started = time.perf_counter()
-        current_request_id.set(request.ctx.request_id)
         metrics: Metrics | None = getattr(request.app.ctx, "metrics", None)
-        if metrics is not None:
-            metrics.request_started(request.method)
-            request.ctx.counted = True
-        if request.method == "OPTIONS" and origins:
-            headers = cors_headers(request.headers.get("origin"), origins, preflight=True)
-            if headers:
-                return HTTPResponse(status=204, headers=headers)
-        return None
+        request.ctx.exchange, preflight = observer.begin(
+            request.method, request.headers.get(HEADER), request.headers.get("origin"), metrics
+        )
+        return HTTPResponse(status=204, headers=preflight) if preflight else None
 
     async def _finish(request: Request, response: BaseHTTPResponse) -> HTTPResponse | None:
-        request_id = getattr(request.ctx, "request_id", None) or choose_request_id(None)
-        response.headers[HEADER] = request_id
-        if origins:
-            response.headers.update(
-                cors_headers(request.headers.get("origin"), origins, preflight=False)
-            )
-        started = getattr(request.ctx, "started", None)
-        duration = time.perf_counter() - started if started else 0.0
-        route = request.uri_template or _UNMATCHED
-        metrics: Metrics | None = getattr(request.app.ctx, "metrics", None)
-        if metrics is not None:
-            if getattr(request.ctx, "counted", False):
-                metrics.request_finished(request.method, route, response.status, duration)
-            else:
-                metrics.request_started(request.method)
-                metrics.request_finished(request.method, route, response.status, duration)
-        if route not in _PROBES:
-            log_request(
-                logger,
+        response.headers.update(
+            observer.finish(
+                getattr(request.ctx, "exchange", None),
                 method=request.method,
-                route=route,
+                origin=request.headers.get("origin"),
+                route=request.uri_template,
                 status=response.status,
-                duration=duration,
+                metrics=getattr(request.app.ctx, "metrics", None),
             )
+        )
         return None
 
     app.register_middleware(_begin, "request", priority=100)

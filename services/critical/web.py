@@ -7,7 +7,6 @@ comes from ``services.common``.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,18 +16,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from services.common import problems
 from services.common.auth import Principal, TokenVerifier
-from services.common.cors import cors_headers
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps, parse_json
-from services.common.logs import log_request
 from services.common.metrics import Metrics
+from services.common.observe import RequestObserver
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
-from services.common.requestid import HEADER, choose_request_id, current_request_id
+from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
 
 logger = logging.getLogger("strata.http")
-_UNMATCHED = "<unmatched>"
-_QUIET = {"/livez", "/readyz", "/metrics"}
 
 
 def json_response(
@@ -80,51 +76,29 @@ def install(
 ) -> None:
     """Wire the shared behaviour into ``app``."""
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    verifier = TokenVerifier(
-        key=settings.jwt_key,
-        algorithm=settings.jwt_algorithm,
-        audience=f"strata-{settings.service_name}",
-        issuer=settings.jwt_issuer,
-        leeway=settings.jwt_leeway_seconds,
-    )
-    origins = list(settings.cors_allowed_origins)
+    verifier = TokenVerifier.for_service(settings, settings.service_name)
+    observer = RequestObserver(settings.cors_allowed_origins)
 
     @app.before_request
     def _begin() -> Response | None:
-        g.strata_request_id = choose_request_id(request.headers.get(HEADER))
-        g.strata_started = time.perf_counter()
         g.strata_verifier = verifier
-        current_request_id.set(g.strata_request_id)
-        metrics.request_started(request.method)
-        g.strata_counted = True
-        if request.method == "OPTIONS" and origins:
-            headers = cors_headers(request.headers.get("Origin"), origins, preflight=True)
-            if headers:
-                return Response(status=204, headers=headers)
-        return None
+        g.strata_exchange, preflight = observer.begin(
+            request.method, request.headers.get(HEADER), request.headers.get("Origin"), metrics
+        )
+        return Response(status=204, headers=preflight) if preflight else None
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        request_id = g.get("strata_request_id") or choose_request_id(None)
-        response.headers[HEADER] = request_id
-        if origins:
-            response.headers.update(
-                cors_headers(request.headers.get("Origin"), origins, preflight=False)
-            )
-        duration = time.perf_counter() - g.get("strata_started", time.perf_counter())
-        route = request.url_rule.rule if request.url_rule is not None else _UNMATCHED
-        if not g.get("strata_counted"):
-            metrics.request_started(request.method)
-        metrics.request_finished(request.method, route, response.status_code, duration)
-        g.strata_counted = False
-        if route not in _QUIET:
-            log_request(
-                logger,
+        response.headers.update(
+            observer.finish(
+                g.pop("strata_exchange", None),
                 method=request.method,
-                route=route,
+                origin=request.headers.get("Origin"),
+                route=request.url_rule.rule if request.url_rule is not None else None,
                 status=response.status_code,
-                duration=duration,
+                metrics=metrics,
             )
+        )
         return response
 
     @app.errorhandler(Problem)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.problems import Problem, from_validation_error
+from services.common.requestid import current_request_id
 from services.critical import idempotency
 from services.critical.ledger import Actor
 from services.critical.web import json_body, json_response
@@ -38,7 +39,7 @@ def close_session(exc: BaseException | None = None) -> None:
 
 def actor(subject: str) -> Actor:
     """The audit actor of this request."""
-    return Actor(subject=subject, request_id=g.get("strata_request_id"))
+    return Actor(subject=subject, request_id=current_request_id.get())
 
 
 def validated(model: type[M]) -> tuple[M, dict[str, Any]]:
