@@ -11,11 +11,10 @@ import re
 from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from services.cache.settings import MAX_TTL
-from services.common.jsonbody import parse_json
+from services.common.jsonbody import MAX_DEPTH, JsonValueError, dumps_value, parse_json, too_deep
 from services.common.problems import Problem, from_validation_error, validation_failed
 
 MAX_KEY_BYTES = 512
@@ -136,8 +135,14 @@ def parse_body(model: type[M], body: bytes, content_type: str | None) -> M:
 
 
 def encode_value(value: Any, limit: int, loc: list[str | int]) -> bytes:
-    """The value as JSON text, 413 ``value-too-large`` over ``limit`` bytes."""
-    encoded = orjson.dumps(value)
+    """The value as JSON text (integers exact), 413 ``value-too-large`` over ``limit`` bytes.
+
+    422 when it nests deeper than ``MAX_DEPTH`` levels: it could not be served back.
+    """
+    try:
+        encoded = dumps_value(value)
+    except JsonValueError:  # nested beyond what can even be serialised
+        raise _too_deep(loc) from None
     if len(encoded) > limit:
         raise Problem(
             413,
@@ -145,7 +150,16 @@ def encode_value(value: Any, limit: int, loc: list[str | int]) -> bytes:
             f"value encodes to {len(encoded)} bytes; the limit is {limit}",
             errors=[{"loc": loc, "msg": f"at most {limit} bytes of JSON", "type": "size"}],
         )
+    if too_deep(value, encoded):
+        raise _too_deep(loc)
     return encoded
+
+
+def _too_deep(loc: list[str | int]) -> Problem:
+    return validation_failed(
+        [{"loc": loc, "msg": f"nests deeper than {MAX_DEPTH} levels", "type": "depth"}],
+        "value nests too deeply",
+    )
 
 
 def check_batch(count: int, limit: int, loc: list[str | int]) -> None:

@@ -18,6 +18,8 @@ from services.cache.schemas import (
 )
 from services.cache.settings import CacheSettings
 from services.common.openapi import Operation, Param, build_openapi
+from services.common.openapi_health import health_operations
+from services.common.problems import COMMON_PROBLEM_TYPES
 
 _KEY = Param(
     "key",
@@ -32,12 +34,24 @@ _IF_NONE_MATCH = Param(
     {"type": "string", "enum": ["*"]},
     description="`*` stores only when the key is absent (412 key-exists otherwise)",
 )
+#: Every problem type the cache service answers: slug -> (status, meaning).
+PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    **COMMON_PROBLEM_TYPES,
+    "key-not-found": (404, "no value (or counter) is stored under this key"),
+    "counter-overflow": (409, "the increment would leave the signed 64-bit range"),
+    "key-exists": (412, "If-None-Match: * and a value is already stored under this key"),
+    "value-too-large": (413, "a value encodes to more than MAX_VALUE_BYTES of JSON"),
+}
 # 503 store-unavailable may come from every data endpoint; 422 from every bad key or body.
 _STORE = (422, 503)
 
 
 def operations() -> list[Operation]:
-    """Every /v1 endpoint of the cache service."""
+    """Every endpoint of the cache service."""
+    return [*health_operations(), *_v1()]
+
+
+def _v1() -> list[Operation]:
     return [
         Operation("GET", "/v1/kv/{key}", "Read a value and its remaining TTL", (READ,),
                   response=Entry, errors=(404, *_STORE), params=(_KEY,)),
@@ -58,11 +72,19 @@ def operations() -> list[Operation]:
     ]  # fmt: skip
 
 
+DESCRIPTION = """Key-value and counters on Redis. Errors are RFC 9457 problem details.
+
+HEAD is answered wherever GET is (same status and headers, no body). No endpoint takes
+query parameters (422). Integers in values are kept exactly whatever their size; counters
+are signed 64-bit."""
+
+
 def openapi_document(settings: CacheSettings) -> dict[str, Any]:
     """The service's OpenAPI 3.1 document."""
     return build_openapi(
         title="Strata cache",
         version=settings.version,
-        description="Key-value and counters on Redis. Errors are RFC 9457 problem details.",
+        description=DESCRIPTION,
         operations=operations(),
+        problem_types=PROBLEM_TYPES,
     )

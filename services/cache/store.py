@@ -53,12 +53,14 @@ _MSET_WITH_TTL = """
 for i, k in ipairs(KEYS) do redis.call('SET', k, ARGV[i + 1], 'EX', ARGV[1]) end
 return #KEYS
 """
-# Increment; a TTL is set only when the counter has none yet (a fixed window).
+# Increment; a TTL is set only when the counter has none yet (a fixed window). The new
+# value is returned as Redis's own text: INCRBY's reply becomes a Lua number (a double),
+# which would round values beyond 2**53 (INT64_MAX came back as INT64_MIN).
 _INCR = """
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 and redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ttl) end
-return v
+return redis.call('GET', KEYS[1])
 """
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 REDIS_BUCKETS = (

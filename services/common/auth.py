@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from services.common.settings import ServiceSettings
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="strata"'}
+#: Longest token subject accepted: it is stored with idempotency keys and audit rows.
+MAX_SUBJECT_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,11 @@ class TokenVerifier:
         return self.verify(token.strip())
 
     def verify(self, token: str) -> Principal:
-        """Verify a raw JWT."""
+        """Verify a raw JWT; its ``sub`` must be 1..255 characters."""
+        # A JWT is base64url and dots. Servers hand over header bytes that are not UTF-8
+        # as surrogate escapes, which PyJWT cannot encode: refuse them here, as a 401.
+        if not token.isascii():
+            raise unauthorized("token is invalid: it must be ASCII (base64url and dots)")
         try:
             claims = jwt.decode(
                 token,
@@ -109,8 +115,13 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(scope, str):
             raise unauthorized("token scope claim must be a string")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_LENGTH:
+            raise unauthorized(
+                f"token subject (sub) must be 1..{MAX_SUBJECT_LENGTH} characters, not blank"
+            )
         return Principal(
-            subject=str(claims["sub"]),
+            subject=subject,
             scopes=frozenset(scope.split()),
             expires_at=float(claims["exp"]),
         )

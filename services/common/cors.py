@@ -8,7 +8,11 @@ ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = (
     "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID"
 )
-EXPOSED_HEADERS = "X-Request-ID, ETag, Retry-After, Location"
+# Response headers browser code may read besides the CORS-safelisted ones: everything a
+# client acts on (versions, replays, retry hints, new resources, auth challenges).
+EXPOSED_HEADERS = (
+    "X-Request-ID, ETag, Idempotent-Replayed, Retry-After, Location, Allow, WWW-Authenticate"
+)
 
 
 def cors_headers(origin: str | None, allowed: Sequence[str], *, preflight: bool) -> dict[str, str]:

@@ -36,13 +36,13 @@ def decode_cursor(cursor: str, required: tuple[str, ...]) -> dict[str, Any]:
 
 
 def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    """Parse ``?limit=`` (1..maximum); anything else is a 422 naming the parameter."""
+    """Parse ``?limit=`` (1..maximum); anything else is a 422 naming the parameter.
+
+    ASCII digits only: ``int()`` would also take ``"٣"``, ``"+5"``, ``" 5"`` and ``"1_0"``.
+    """
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
     if not 1 <= value <= maximum:
         raise Problem(
             422,

@@ -29,6 +29,12 @@ from prometheus_client import (
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 GaugeMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum"]
+#: Methods labelled as themselves; any other method name is labelled ``other``, so a client
+#: inventing methods cannot create unbounded series (nor a multi-megabyte /metrics).
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+OTHER_METHOD = "other"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -54,13 +60,24 @@ def mark_worker_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+def method_label(method: str) -> str:
+    """The ``method`` label of a request: the method itself if known, else ``other``."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
 class Metrics:
     """The metrics every service exports, plus factories for store-specific ones.
 
     ``http_requests_total{service,method,route,status}``,
     ``http_request_duration_seconds{service,method,route}``,
     ``http_requests_in_progress{service,method}`` and ``strata_build_info``.
-    ``route`` is always the route template, never the raw path.
+    ``route`` is always the route template, never the raw path; ``method`` is one of
+    :data:`KNOWN_METHODS` or ``other``.
+
+    A request whose client went away before the answer was sent is counted with
+    ``status="499"`` (nginx's "client closed request"), not as a 5xx: the server did
+    nothing wrong, and a burst of impatient clients must not fire the 5xx alert, whose
+    ``status=~"5.."`` selector does not match it. The answer itself is never sent.
     """
 
     def __init__(self, service: str, version: str = "0.1.0", revision: str = "unknown") -> None:
@@ -122,6 +139,7 @@ class Metrics:
         return Histogram(name, doc, ["service", *labels], buckets=buckets, registry=self.registry)
 
     def _in_progress(self, method: str) -> Any:
+        method = method_label(method)
         child = self._live.get(method)
         if child is None:
             child = self._live[method] = self.in_progress.labels(self.service, method)
@@ -134,6 +152,7 @@ class Metrics:
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record a finished request under its route template."""
         self._in_progress(method).dec()
+        method = method_label(method)
         key = (method, route, status)
         children = self._done.get(key)
         if children is None:

@@ -15,6 +15,32 @@ from pydantic import ValidationError
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:strata:problem:"
 
+#: The problem types this package and the framework glue emit: slug -> (status, meaning).
+#: Each service adds its own and publishes the whole list in its OpenAPI document.
+COMMON_PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    "bad-request": (400, "the request is malformed at the HTTP level (framework refusal)"),
+    "malformed-json": (
+        400,
+        "the body is empty, not UTF-8, not JSON, or holds a number beyond a double's range",
+    ),
+    "unauthorized": (
+        401,
+        "no bearer token, or one that is invalid, expired, for another audience, not ASCII, "
+        "or whose sub is blank or over 255 characters",
+    ),
+    "insufficient-scope": (403, "the token lacks a scope the endpoint needs"),
+    "not-found": (404, "no such route"),
+    "method-not-allowed": (405, "the path does not take this method; Allow names those it does"),
+    "payload-too-large": (413, "the body is over the configured limit"),
+    "unsupported-media-type": (415, "the body's Content-Type is not one the endpoint reads"),
+    "validation-failed": (
+        422,
+        "a path, query or header parameter, or the body, breaks a rule; errors[] names each",
+    ),
+    "internal-error": (500, "an unexpected error (never with details)"),
+    "store-unavailable": (503, "the store is down or too slow; retry after Retry-After"),
+}
+
 
 class Problem(Exception):  # noqa: N818 - the RFC's own name for it
     """An HTTP error with a stable slug, rendered as problem+json."""
@@ -66,9 +92,10 @@ def not_found(detail: str = "no such route") -> Problem:
 
 
 def method_not_allowed(allowed: Iterable[str] = ()) -> Problem:
-    """405 with the Allow header when known."""
-    allow = ", ".join(sorted(allowed))
-    return Problem(405, "method-not-allowed", headers={"Allow": allow} if allow else None)
+    """405 with the ``Allow`` header (RFC 9110 requires it, even when empty)."""
+    allow = ", ".join(sorted(set(allowed)))
+    detail = f"this resource allows {allow}" if allow else "this resource allows no method"
+    return Problem(405, "method-not-allowed", detail, headers={"Allow": allow})
 
 
 def unsupported_media_type(expected: str) -> Problem:
@@ -83,6 +110,21 @@ def store_unavailable(store: str, retry_after: int = 1) -> Problem:
         "store-unavailable",
         f"the {store} is unavailable; retry later",
         headers={"Retry-After": str(retry_after)},
+    )
+
+
+#: nginx's status for "the client closed the connection before the answer": never sent,
+#: only recorded (metrics, the log line) so aborted requests are not counted as 5xx.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def client_closed_request() -> Problem:
+    """499: the client went away before the answer was ready (recorded, never sent)."""
+    return Problem(
+        CLIENT_CLOSED_REQUEST,
+        "client-closed-request",
+        "the client closed the connection before the answer was sent",
+        title="Client Closed Request",
     )
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, TypeVar, cast
 
-from sanic import HTTPResponse, Request, Sanic
+from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic.exceptions import (
     BadRequest,
     HeaderExpectationFailed,
@@ -22,6 +22,7 @@ from sanic.exceptions import (
     NotFound,
     PayloadTooLarge,
     RangeNotSatisfiable,
+    RequestCancelled,
     SanicException,
 )
 from sanic.response import BaseHTTPResponse, raw
@@ -34,6 +35,7 @@ from services.common.jsonbody import dumps
 from services.common.metrics import Metrics, mark_worker_dead
 from services.common.observe import RequestObserver
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
+from services.common.query import check_query
 from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
 
@@ -41,6 +43,12 @@ logger = logging.getLogger("strata.http")
 
 App = Sanic[Any, Any]
 ReadinessCheck = Callable[[App], Awaitable[Mapping[str, str]]]
+#: What every route that answers GET takes: HEAD is the same answer without the body.
+READ_METHODS = ("GET", "HEAD")
+# A streaming handler sends its own response and returns None.
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[HTTPResponse | None]])
+# The methods a 405's Allow header may name (OPTIONS is answered only as a CORS preflight).
+_ROUTABLE = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HTTPResponse:
@@ -68,14 +76,49 @@ def principal(request: Request, *scopes: str) -> Principal:
     return who
 
 
-def _translate(exc: Exception, request: Request | None) -> Problem:
+def read_route(target: App | Blueprint, uri: str, *, name: str) -> Callable[[Handler], Handler]:
+    """Route GET and HEAD to the decorated handler (Sanic sends HEAD answers without body)."""
+    return cast(
+        Callable[[Handler], Handler],
+        target.route(uri, methods=READ_METHODS, name=name, ignore_body=True),
+    )
+
+
+def query(request: Request, allowed: Collection[str]) -> None:
+    """422 for a query parameter the endpoint does not take, or one given twice."""
+    check_query(request.get_args(keep_blank_values=True), allowed)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the request's path answers, for a 405's ``Allow`` header.
+
+    Found by asking the router for every method, so it is right for every route shape
+    (Sanic itself leaves ``allowed_methods`` empty for regex routes). A route whose
+    ``ctx.applies(params)`` is false for this path does not count (e.g. POST on a counter
+    path that does not end in ``:incr``).
+    """
+    found: list[str] = []
+    host = request.headers.getone("host", None)
+    for method in _ROUTABLE:
+        try:
+            route, _, params = request.app.router.get(request.path, method, host)
+        except SanicException:  # NotFound or MethodNotAllowed
+            continue
+        applies: Callable[[Mapping[str, Any]], bool] | None = getattr(route.ctx, "applies", None)
+        if applies is None or applies(params):
+            found.append(method)
+    return found
+
+
+def _translate(exc: BaseException, request: Request | None) -> Problem:
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, RequestCancelled):
+        return problems.client_closed_request()
     if isinstance(exc, NotFound):
         return problems.not_found()
     if isinstance(exc, MethodNotAllowed):
-        allowed = getattr(exc, "allowed_methods", None) or ()
-        return problems.method_not_allowed(allowed)
+        return problems.method_not_allowed(allowed_methods(request) if request else ())
     if isinstance(exc, PayloadTooLarge):
         limit = request.app.config.REQUEST_MAX_SIZE if request else 0
         return problems.body_too_large(int(limit))
@@ -141,31 +184,33 @@ def install(
     app.register_middleware(_begin, "request", priority=100)
     app.register_middleware(_finish, "response", priority=100)
 
-    async def _on_error(request: Request, exc: Exception) -> HTTPResponse:
+    async def _on_error(request: Request, exc: BaseException) -> HTTPResponse:
         problem = _translate(exc, request)
         if problem.status >= 500 and not isinstance(exc, Problem):
             logger.error("unhandled error", exc_info=exc)
         return problem_response(problem)
 
+    # RequestCancelled (the client went away) is a CancelledError, not an Exception.
     app.error_handler.add(Exception, _on_error)
+    app.error_handler.add(RequestCancelled, _on_error)
 
-    @app.get("/livez", name="livez")
+    @read_route(app, "/livez", name="livez")
     async def _livez(request: Request) -> HTTPResponse:
         return json(LIVE_BODY)
 
-    @app.get("/readyz", name="readyz")
+    @read_route(app, "/readyz", name="readyz")
     async def _readyz(request: Request) -> HTTPResponse:
         status, body = request.app.ctx.health.readiness(await readiness(request.app))
         return json(body, status=status)
 
-    @app.get("/metrics", name="metrics")
+    @read_route(app, "/metrics", name="metrics")
     async def _metrics_route(request: Request) -> HTTPResponse:
         payload, content_type = request.app.ctx.metrics.render()
         return raw(payload, content_type=content_type)
 
     document: dict[str, Any] = {}
 
-    @app.get("/openapi.json", name="openapi")
+    @read_route(app, "/openapi.json", name="openapi")
     async def _openapi(request: Request) -> HTTPResponse:
         if not document:
             document.update(openapi())

@@ -33,10 +33,13 @@ class StoredResponse:
 
 
 def check_key(raw: str | None) -> str:
-    """The header's value, or 400 ``idempotency-key-missing`` / 422 when malformed."""
-    if raw is None or raw == "":
+    """The header's value; 400 ``idempotency-key-missing`` when absent, 422 when malformed.
+
+    An empty value is a malformed key, not a missing one: the header was sent.
+    """
+    if raw is None:
         raise Problem(400, "idempotency-key-missing", f"the {HEADER} header is required")
-    if len(raw) > MAX_KEY_LENGTH or not raw.isprintable():
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.isprintable():
         raise Problem(
             422,
             "validation-failed",

@@ -3,7 +3,9 @@
 Every function takes the request's session and works inside the caller's transaction.
 Money moves under row locks taken in ascending account-id order, so two transfers can
 never wait on each other in a cycle (no deadlocks), and balances are re-read under the
-lock (no lost updates) at READ COMMITTED.
+lock (no lost updates) at READ COMMITTED. Balances are never written from here: inserting
+a transfer's two entries applies them (a database trigger, see migration 0002), so the
+rules below are checked twice, here for a precise answer and in the database for good.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,12 @@ from services.critical.models import Account, AuditLog, Entry, Transfer
 EXTERNAL_OWNER = "strata:external"
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+# The account kinds (from, to) each kind of transfer joins.
+_SIDES = {
+    "transfer": ("customer", "customer"),
+    "deposit": ("external", "customer"),
+    "withdrawal": ("customer", "external"),
+}
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,9 @@ def _move(
         a.id: a
         for a in session.scalars(
             select(Account)
-            .where(Account.id.in_([source, target]))
+            # A transfer never even locks an external account (a hot row) for a caller
+            # who names one.
+            .where(Account.id.in_([source, target]), Account.kind.in_(set(_SIDES[kind])))
             .order_by(Account.id)
             .with_for_update()
             # Re-read balances under the lock even if the session saw these rows before.
@@ -167,6 +177,12 @@ def _move(
         if account_id not in locked:
             raise account_not_found(account_id)
     src, dst = locked[source], locked[target]
+    # Only customer accounts are addressable: naming an external account in a transfer
+    # is answered exactly like naming one that does not exist. The database holds the
+    # same rule (migration 0002).
+    for account, wanted in zip((src, dst), _SIDES[kind], strict=True):
+        if account.kind != wanted:
+            raise account_not_found(account.id)
     currency = currency or dst.currency
     if src.currency != currency or dst.currency != currency:
         raise Problem(
@@ -196,37 +212,28 @@ def _move(
     )
     session.add(transfer)
     session.flush()  # the entries reference it
-    # Both balances in one statement; the rows are already locked in id order above.
-    delta = case((Account.id == source, -amount), else_=amount)
-    balances: dict[uuid.UUID, int] = dict(
-        session.execute(
-            update(Account)
-            .where(Account.id.in_([source, target]))
-            .values(
-                balance=Account.balance + delta,
-                version=Account.version + 1,
-                updated_at=func.now(),
-            )
-            .returning(Account.id, Account.balance)
-            .execution_options(synchronize_session=False)
-        ).all()
-    )
+    # Inserting an entry applies it to its account's balance (a database trigger checks
+    # it against the transfer and against balance_after): no UPDATE from here. The
+    # balances read under the row locks above are the ones the trigger starts from.
     session.add_all(
         [
             Entry(
                 account_id=source,
                 transfer_id=transfer.id,
                 amount=-amount,
-                balance_after=balances[source],
+                balance_after=src.balance - amount,
             ),
             Entry(
                 account_id=target,
                 transfer_id=transfer.id,
                 amount=amount,
-                balance_after=balances[target],
+                balance_after=dst.balance + amount,
             ),
         ]
     )
+    # The trigger changed these columns behind the session's back.
+    for account in (src, dst):
+        session.expire(account, ["balance", "version", "updated_at"])
     audit(
         session,
         actor,

@@ -2,8 +2,9 @@
 
 Runs as the owner role. A session-level advisory lock serialises concurrent runs (two
 pods starting at once): the second waits, then finds nothing left to do. The runtime
-role is created or its password updated, and given DML only: no DDL (it owns nothing)
-and no UPDATE or DELETE on the audit, entries and transfers tables.
+role is created or its password updated, and given column-level DML only: no DDL (it
+owns nothing), no DELETE anywhere, no UPDATE on the audit, entries and transfers tables,
+and on accounts only status, version and updated_at (never the balance).
 """
 
 from __future__ import annotations
@@ -24,12 +25,23 @@ logger = logging.getLogger(__name__)
 #: Arbitrary but fixed: every migrate run of this service contends for the same lock.
 ADVISORY_LOCK_KEY = 0x5752A7A1
 
+_TABLES = "accounts, transfers, entries, audit_log, idempotency_keys"
+# Revoked and regranted in one transaction on every run, so an older, wider grant (table
+# UPDATE on accounts before revision 0002) cannot survive. Column lists keep timestamps,
+# identities and balances to the database: balances change only through the entries
+# trigger (SECURITY DEFINER, owned by the owner role), never by the runtime role's UPDATE.
 _GRANTS = (
-    "GRANT SELECT, INSERT, UPDATE ON accounts TO {role}",
-    "GRANT SELECT, INSERT ON transfers, entries, audit_log TO {role}",
-    "GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO {role}",
-    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, entries, transfers FROM {role}",
-    "REVOKE DELETE, TRUNCATE ON accounts, idempotency_keys FROM {role}",
+    f"REVOKE ALL ON {_TABLES} FROM {{role}}",
+    f"GRANT SELECT ON {_TABLES} TO {{role}}",
+    "GRANT INSERT (id, owner, currency, kind) ON accounts TO {role}",
+    "GRANT UPDATE (status, version, updated_at) ON accounts TO {role}",
+    "GRANT INSERT (id, from_account, to_account, amount, currency, reference, kind) "
+    "ON transfers TO {role}",
+    "GRANT INSERT (account_id, transfer_id, amount, balance_after) ON entries TO {role}",
+    "GRANT INSERT (actor, action, resource, request_id, details) ON audit_log TO {role}",
+    "GRANT INSERT (subject, key, request_hash, status_code, response) "
+    "ON idempotency_keys TO {role}",
+    "GRANT UPDATE (status_code, response) ON idempotency_keys TO {role}",
     "GRANT USAGE ON SCHEMA public TO {role}",
     "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
     "REVOKE CREATE ON SCHEMA public FROM {role}",

@@ -1,8 +1,11 @@
 """The ledger schema as SQLAlchemy 2 typed models.
 
-The database holds the integrity rules too (CHECKs, foreign keys, unique keys and a
-deferred trigger that every transfer has exactly one debit and one credit); the
-migrations in ``migrations/`` create exactly these tables.
+The database holds the integrity rules too: CHECKs, foreign keys, unique keys, a
+deferred trigger that every transfer has exactly one debit and one credit, and (revision
+0002) triggers by which a balance changes only when an entry matching a transfer of the
+right account kinds is inserted, which applies it and checks ``balance_after``. The
+application never writes ``Account.balance``; the runtime role may not. The migrations
+in ``migrations/`` create exactly these tables.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class Account(Base):
     id: Mapped[UUIDPk]
     owner: Mapped[str] = mapped_column(String(200))
     currency: Mapped[Currency]
+    # Written only by the entries trigger (migration 0002); an account opens with zero.
     balance: Mapped[Money] = mapped_column(server_default="0")
     status: Mapped[str] = mapped_column(String(16), server_default="active")
     kind: Mapped[str] = mapped_column(String(16), server_default="customer")

@@ -6,13 +6,65 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import StringConstraints as Length
+from pydantic_core import PydanticCustomError
+
+from services.critical.currencies import active_codes, is_active
 
 INT64_MAX = 2**63 - 1
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Amount = Annotated[int, Field(gt=0, le=INT64_MAX, strict=True)]
-Reference = Annotated[str, StringConstraints(max_length=200)]
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold U+0000: refuse it here, naming the field."""
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "must not contain the NUL character (U+0000)")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("string_blank", "must not be blank")
+    return value
+
+
+def _iso4217(value: str) -> str:
+    if not is_active(value):
+        raise PydanticCustomError(
+            "currency_unknown", "must be an ISO 4217 currency code with minor units, e.g. EUR"
+        )
+    return value
+
+
+def _int64(value: object) -> object:
+    """Say the bound for integers past int64 (JSON integers past 64 bits arrive as floats)."""
+    too_big = isinstance(value, int) and not isinstance(value, bool) and value > INT64_MAX
+    if too_big or (isinstance(value, float) and abs(value) > INT64_MAX):
+        raise PydanticCustomError(
+            "int64_range", f"must be an integer from 1 to {INT64_MAX} (a signed 64-bit integer)"
+        )
+    return value
+
+
+# The pattern documents the NUL rule for clients (the validator enforces it).
+Text = Annotated[
+    str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+]
+CurrencyCode = Annotated[str, Length(pattern=r"^[A-Z]{3}$")]
+IsoCurrency = Annotated[
+    CurrencyCode,
+    AfterValidator(_iso4217),
+    Field(json_schema_extra={"enum": sorted(active_codes())}),
+]
+Owner = Annotated[
+    Text,
+    Length(min_length=1, max_length=200),
+    AfterValidator(_not_blank),
+    Field(description="1..200 characters, not only whitespace, no NUL"),
+]
+# Field first: a validator before it would leave gt/le unapplied in the JSON schema.
+Amount = Annotated[int, Field(gt=0, le=INT64_MAX, strict=True), BeforeValidator(_int64)]
+Reference = Annotated[Text, Length(max_length=200), Field(description="up to 200 characters")]
 Status = Literal["active", "frozen", "closed"]
 
 
@@ -25,8 +77,8 @@ class Strict(BaseModel):
 class AccountCreate(Strict):
     """``POST /v1/accounts``."""
 
-    owner: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    currency: CurrencyCode
+    owner: Owner
+    currency: IsoCurrency
 
 
 class AccountPatch(Strict):

@@ -11,11 +11,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+)
 
 from services.common import problems
-from services.common.auth import Principal, TokenVerifier
+from services.common.auth import Principal, TokenVerifier, unauthorized
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps, parse_json
 from services.common.metrics import Metrics
@@ -25,6 +30,8 @@ from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
 
 logger = logging.getLogger("strata.http")
+#: The audit actor and idempotency subject columns are VARCHAR(255).
+MAX_SUBJECT_LENGTH = 255
 
 
 def json_response(
@@ -40,9 +47,51 @@ def problem_response(problem: Problem) -> Response:
     return json_response(problem.to_dict(), problem.status, problem.headers)
 
 
+def too_large(limit: int) -> Problem:
+    """413, closing the connection: the rest of the body is never read."""
+    problem = problems.body_too_large(limit)
+    problem.headers["Connection"] = "close"  # the worker turns this into a real close
+    return problem
+
+
+def request_body() -> bytes:
+    """The whole body, or 413 when it is over the limit, with or without Content-Length.
+
+    Werkzeug stops reading a chunked body silently at ``MAX_CONTENT_LENGTH`` (a longer
+    one was truncated, then parsed). Reading one byte past the limit tells them apart.
+    """
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None:
+        request.max_content_length = limit + 1
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        raise too_large(limit)
+    if request.content_length is not None and len(body) < request.content_length:
+        # gunicorn ends the body stream quietly when the peer hangs up mid-body.
+        raise ClientDisconnected()
+    return body
+
+
 def json_body() -> Any:
     """The request's JSON body (400 unparseable, 413 too large, 415 not JSON)."""
-    return parse_json(request.get_data(cache=True), request.headers.get("Content-Type"))
+    body = request_body()
+    try:
+        return parse_json(body, request.headers.get("Content-Type"))
+    except Problem as problem:
+        if problem.slug == "malformed-json":
+            _require_utf8(body)
+        raise
+
+
+def _require_utf8(body: bytes) -> None:
+    """400 saying so when the body is not UTF-8 (the parser's own words mislead)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise problems.bad_json(
+            f"request body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at "
+            f"position {exc.start}); JSON must be sent as UTF-8"
+        ) from None
 
 
 def path_uuid(value: str, name: str) -> uuid.UUID:
@@ -59,9 +108,23 @@ def principal(*scopes: str) -> Principal:
     """The caller's verified token, which must carry every scope in ``scopes``."""
     verifier: TokenVerifier = g.strata_verifier
     who = verifier.verify_header(request.headers.get("Authorization"))
+    check_subject(who.subject)
     who.require(*scopes)
     g.strata_principal = who
     return who
+
+
+def check_subject(subject: str) -> None:
+    """401 unless the token subject can be stored as the audit actor and idempotency owner.
+
+    Those columns hold 1..255 characters of UTF-8 text without NUL.
+    """
+    if not 1 <= len(subject) <= MAX_SUBJECT_LENGTH or "\x00" in subject:
+        raise unauthorized(f"token subject must be 1..{MAX_SUBJECT_LENGTH} characters, no NUL")
+    try:
+        subject.encode("utf-8")
+    except UnicodeEncodeError:
+        raise unauthorized("token subject is not valid Unicode text") from None
 
 
 def install(
@@ -113,7 +176,11 @@ def install(
         if isinstance(exc, MethodNotAllowed):
             return problem_response(problems.method_not_allowed(exc.valid_methods or ()))
         if isinstance(exc, RequestEntityTooLarge):
-            return problem_response(problems.body_too_large(settings.max_body_bytes))
+            return problem_response(too_large(settings.max_body_bytes))
+        if isinstance(exc, ClientDisconnected):
+            # Recorded as 499 (metrics, log line), like the Sanic services: not a 4xx/5xx
+            # of ours, and nobody is left to read the answer.
+            return problem_response(problems.client_closed_request())
         if status < 500:
             return problem_response(Problem(status, "bad-request", exc.description))
         return problem_response(problems.internal_error())

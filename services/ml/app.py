@@ -35,7 +35,7 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         service="ml",
         settings=settings,
         readiness=readiness,
-        openapi=lambda: openapi_document(settings.version),
+        openapi=lambda: openapi_document(settings.version, settings.max_sample),
     )
     app.blueprint(v1())
 

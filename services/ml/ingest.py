@@ -1,9 +1,11 @@
 """Validating a bulk-ingest body completely before anything is written.
 
 The body is NDJSON (one data object per line) or a JSON array of data objects. Every
-line is checked (valid JSON, an object, within the document size limit, storable in
-JSONB); any failure is a 422 naming the line (NDJSON, 1-based) or the item (array,
-0-based), and nothing reaches the database.
+line is checked (valid JSON, then the rules of :mod:`services.ml.data`: an object, within
+the document size limit, no NUL, not too deep, numbers it can keep); any failure is a
+422 naming the line (NDJSON, 1-based) or the item (array, 0-based), and nothing reaches
+the database. What is stored is the service's serialisation of each parsed document,
+the same as a single create would store.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 import orjson
 
 from services.common import problems
+from services.common.jsonbody import JsonValueError, explain, loads
 from services.common.problems import Problem
+from services.ml.data import encode_document
 
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/ndjson"}
 MAX_REPORTED = 20
@@ -36,19 +40,22 @@ class _Errors:
             raise problems.validation_failed(self.items, detail=f"nothing written; {self.first}")
 
 
-def _check(text: bytes, max_bytes: int) -> str | None:
-    """Why one serialised document cannot be stored, or None."""
-    if len(text) > max_bytes:
-        return f"document exceeds {max_bytes} bytes"
+def _document(value: Any, max_bytes: int) -> tuple[str, str | None]:
+    """The document's text as stored, and why it cannot be stored (or None)."""
+    encoded, reason = encode_document(value, max_bytes)
+    return ("" if reason else encoded.decode()), reason
+
+
+def _line(line: bytes, max_bytes: int) -> tuple[str, str | None]:
+    if len(line) > max_bytes:  # before parsing: no need to read an oversized line
+        return "", f"document exceeds {max_bytes} bytes"
     try:
-        value = orjson.loads(text)
+        value = loads(line)
     except orjson.JSONDecodeError as exc:
-        return f"not valid JSON: {exc.msg}"
-    if not isinstance(value, dict):
-        return "data must be a JSON object"
-    if b"\\u0000" in text:  # JSONB cannot store NUL in strings; COPY would fail late
-        return "strings must not contain NUL (\\u0000)"
-    return None
+        return "", f"not valid JSON: {explain(exc)}"
+    except JsonValueError as exc:
+        return "", f"cannot be read: {exc}"
+    return _document(value, max_bytes)
 
 
 def _media(content_type: str | None, body: bytes) -> str:
@@ -78,19 +85,21 @@ def parse_bulk(
             continue
         if len(out) >= max_documents:
             raise _too_many(max_documents)
-        reason = _check(line, max_document_bytes)
+        text, reason = _line(line, max_document_bytes)
         if reason is not None:
             errors.add(number, reason)
-        out.append(line.decode() if reason is None else "")
+        out.append(text)
     errors.raise_if_any()
     return out
 
 
 def _parse_array(body: bytes, max_documents: int, max_document_bytes: int) -> list[str]:
     try:
-        items = orjson.loads(body)
+        items = loads(body)
     except orjson.JSONDecodeError as exc:
-        raise problems.bad_json(f"request body is not valid JSON: {exc.msg}") from None
+        raise problems.bad_json(f"request body is not valid JSON: {explain(exc)}") from None
+    except JsonValueError as exc:
+        raise problems.bad_json(f"request body cannot be read: {exc}") from None
     if not isinstance(items, list):
         raise problems.validation_failed(
             [{"loc": ["body"], "msg": "must be a JSON array of objects"}]
@@ -100,11 +109,10 @@ def _parse_array(body: bytes, max_documents: int, max_document_bytes: int) -> li
     out: list[str] = []
     errors = _Errors("item")
     for index, item in enumerate(items):
-        text = orjson.dumps(item)
-        reason = _check(text, max_document_bytes)
+        text, reason = _document(item, max_document_bytes)
         if reason is not None:
             errors.add(index, reason)
-        out.append(text.decode() if reason is None else "")
+        out.append(text)
     errors.raise_if_any()
     return out
 

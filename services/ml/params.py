@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from services.common import problems
 from services.common.cursor import decode_cursor, encode_cursor
+from services.common.jsonbody import (
+    MAX_DEPTH,
+    JsonValueError,
+    dumps_value,
+    explain,
+    loads,
+    too_deep,
+)
 from services.common.problems import Problem
 
 COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_FIELD_SEGMENT = re.compile(r"^[^.,\s]{1,128}$")
+_FIELD_SEGMENT = re.compile(r"^[^.,\s\x00]{1,128}$")  # JSONB keys never hold NUL
 MAX_FIELDS = 64
 MAX_FIELD_DEPTH = 16
 
@@ -34,35 +42,60 @@ def invalid(loc: list[str | int], msg: str) -> Problem:
 
 def collection_name(name: str) -> str:
     """A collection name as the contract allows it."""
-    if not COLLECTION_NAME.match(name):
+    if not COLLECTION_NAME.fullmatch(name):
         raise invalid(["path", "name"], "must match ^[a-z][a-z0-9_-]{0,62}$")
     return name
 
 
 def document_id(value: str, loc: tuple[str, str] = ("path", "id")) -> str:
     """A document id: 1..128 of letters, digits, ``.``, ``_``, ``:``, ``-``."""
-    if not DOCUMENT_ID.match(value):
+    if not DOCUMENT_ID.fullmatch(value):
         raise invalid(list(loc), "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
     return value
 
 
 def json_filter(raw: str | None) -> dict[str, Any] | None:
-    """``?filter=``: a JSON object used for containment (``data @> filter``)."""
+    """``?filter=``: a JSON object used for containment (``data @> filter``).
+
+    Its integers stay exact, so a filter on a large integer matches exactly.
+    """
     if raw is None or raw == "":
         return None
+    loc: list[str | int] = ["query", "filter"]
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise invalid(["query", "filter"], "must be a JSON object") from None
+        value = loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(loc, f"is not valid JSON: {explain(exc)}") from None
+    except JsonValueError as exc:
+        raise invalid(loc, f"cannot be read: {exc}") from None
     if not isinstance(value, dict):
-        raise invalid(["query", "filter"], "must be a JSON object")
-    if "\\u0000" in raw:
-        raise invalid(["query", "filter"], "must not contain NUL characters")
+        raise invalid(loc, "must be a JSON object")
+    encoded = dumps_value(value)
+    if has_nul(encoded):
+        raise invalid(loc, "must not contain NUL characters")
+    if too_deep(value, encoded):
+        raise invalid(loc, f"must not nest deeper than {MAX_DEPTH} levels")
     return value
 
 
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def has_nul(encoded: bytes) -> bool:
+    """Whether serialised JSON holds a NUL character (``\\u0000``), which JSONB refuses.
+
+    An escaped backslash followed by ``u0000`` is plain text, not a NUL: the escape must
+    be preceded by an even number of backslashes.
+    """
+    return b"\\u0000" in encoded and _NUL.search(encoded) is not None
+
+
 def timestamp(raw: str | None, name: str) -> datetime | None:
-    """An ISO 8601 timestamp with a UTC offset (``Z`` allowed)."""
+    """An ISO 8601 timestamp with a UTC offset (``Z`` allowed), as UTC.
+
+    Within years 1..9999 once converted to UTC: an offset that moves it outside (e.g.
+    ``9999-12-31T23:59:59-23:59``) is refused like any other bad timestamp.
+    """
     if raw is None or raw == "":
         return None
     try:
@@ -71,7 +104,10 @@ def timestamp(raw: str | None, name: str) -> datetime | None:
         raise invalid(["query", name], "must be an ISO 8601 timestamp") from None
     if value.tzinfo is None:
         raise invalid(["query", name], "must carry a UTC offset")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise invalid(["query", name], "must be within years 1..9999 in UTC") from None
 
 
 def fields(raw: str | None) -> FieldTree | None:
@@ -103,16 +139,17 @@ def if_match(raw: str | None) -> int | None:
         return None
     value = raw.strip()
     value = value.removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise invalid(["header", "If-Match"], "must be a document version (integer)")
     return int(value)
 
 
 def positive_int(raw: str | None, name: str, default: int, maximum: int) -> int:
-    """An integer query parameter in 1..maximum."""
+    """An integer query parameter in 1..maximum (ASCII digits only: ``²`` is not 2)."""
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= 18  # int() of 5,000 digits raises
+    if not digits or not 1 <= int(raw) <= maximum:
         raise invalid(["query", name], f"must be an integer in 1..{maximum}")
     return int(raw)
 
@@ -129,28 +166,29 @@ class DocumentQuery:
 
 
 def document_cursor(raw: str | None) -> tuple[datetime, str] | None:
-    """Decode a listing cursor into its (created_at, id) keyset position."""
+    """Decode a listing cursor into its (created_at, id) keyset position.
+
+    The cursor is opaque but comes from the client: its parts are checked like any input
+    (an aware timestamp within range, a valid document id), else 400 ``invalid-cursor``.
+    """
     if raw is None or raw == "":
         return None
     key = decode_cursor(raw, ("t", "i"))
+    t, i = key["t"], key["i"]
     try:
-        return datetime.fromisoformat(str(key["t"])), str(key["i"])
-    except ValueError:
+        if not isinstance(t, str) or not isinstance(i, str) or not DOCUMENT_ID.fullmatch(i):
+            raise ValueError(raw)
+        at = datetime.fromisoformat(t)
+        if at.tzinfo is None:
+            raise ValueError(raw)
+        return at.astimezone(UTC), i
+    except (ValueError, OverflowError):
         raise Problem(400, "invalid-cursor", "cursor is not valid") from None
 
 
 def next_document_cursor(created_at: datetime, doc_id: str) -> str:
     """The cursor that continues after this row."""
     return encode_cursor({"t": created_at.isoformat(), "i": doc_id})
-
-
-def check_document_size(data: Any, max_bytes: int) -> None:
-    """413 when a document's serialised data is over the limit; 422 for NUL in strings."""
-    encoded = orjson.dumps(data)
-    if len(encoded) > max_bytes:
-        raise Problem(413, "payload-too-large", f"document data exceeds {max_bytes} bytes")
-    if b"\\u0000" in encoded:  # JSONB cannot store NUL characters in strings
-        raise invalid(["body", "data"], "strings must not contain NUL (\\u0000)")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -5,7 +5,8 @@ threads), funds a set of accounts, then measures in one run:
 
 * ``wrk`` POSTing transfers (unique Idempotency-Key each) through the service;
 * ``pgbench`` running the same transaction in SQL (idempotency row, ordered row locks,
-  transfer, two balance updates, two entries, audit row) with the same client count;
+  transfer, two entries whose insert applies the balances, audit row) with the same
+  client count;
 * ``wrk`` on ``/livez`` (the HTTP stack alone, no database).
 
 Figures are reported as ratios against pgbench measured in the same run, since absolute
@@ -64,14 +65,12 @@ WITH t AS (INSERT INTO transfers (id, from_account, to_account, amount, currency
   SELECT gen_random_uuid(), (SELECT id FROM bench_ids WHERE n = :a),
          (SELECT id FROM bench_ids WHERE n = :b), 1, 'EUR' RETURNING id)
 INSERT INTO bench_last SELECT id FROM t;
-UPDATE accounts SET balance = balance - 1, version = version + 1, updated_at = now()
-  WHERE id = (SELECT id FROM bench_ids WHERE n = :a) RETURNING balance;
-UPDATE accounts SET balance = balance + 1, version = version + 1, updated_at = now()
-  WHERE id = (SELECT id FROM bench_ids WHERE n = :b) RETURNING balance;
 INSERT INTO entries (account_id, transfer_id, amount, balance_after)
-  SELECT (SELECT id FROM bench_ids WHERE n = :a), id, -1, 0 FROM bench_last;
-INSERT INTO entries (account_id, transfer_id, amount, balance_after)
-  SELECT (SELECT id FROM bench_ids WHERE n = :b), id, 1, 0 FROM bench_last;
+  SELECT a.id, l.id, d.delta, a.balance + d.delta
+    FROM bench_last l,
+         (VALUES ((SELECT id FROM bench_ids WHERE n = :a), -1),
+                 ((SELECT id FROM bench_ids WHERE n = :b), 1)) AS d (account, delta)
+    JOIN accounts a ON a.id = d.account;
 DELETE FROM bench_last;
 INSERT INTO audit_log (actor, action, resource) VALUES ('bench', 'transfer.create', 'x');
 COMMIT;

@@ -25,7 +25,7 @@ from services.cache.schemas import (
     path_key,
 )
 from services.common.problems import Problem
-from services.common.sanic_support import json, principal
+from services.common.sanic_support import json, principal, query, read_route
 
 bp = Blueprint("kv", url_prefix="/v1")
 
@@ -36,10 +36,11 @@ def _entry(key: str, value: bytes, ttl: int | None) -> bytes:
     return b'{"key":' + orjson.dumps(key) + b',"value":' + value + b',"ttl":' + ttl_text + b"}"
 
 
-@bp.get("/kv/<key:path>", name="get_value")
+@read_route(bp, "/kv/<key:path>", name="get_value")
 async def get_value(request: Request, key: str) -> HTTPResponse:
     """The value and its remaining TTL, or 404 ``key-not-found``."""
     principal(request, READ)
+    query(request, ())
     key = path_key(key)
     found = await store_of(request).get(key)
     if found is None:
@@ -51,6 +52,7 @@ async def get_value(request: Request, key: str) -> HTTPResponse:
 async def put_value(request: Request, key: str) -> HTTPResponse:
     """Store a value; with ``If-None-Match: *`` only when absent (else 412 ``key-exists``)."""
     principal(request, WRITE)
+    query(request, ())
     key = path_key(key)
     body = parse_body(PutValue, request.body, content_type(request))
     encoded = encode_value(body.value, settings_of(request).max_value_bytes, ["body", "value"])
@@ -65,6 +67,7 @@ async def put_value(request: Request, key: str) -> HTTPResponse:
 async def delete_value(request: Request, key: str) -> HTTPResponse:
     """Remove a value: 204, or 404 ``key-not-found``."""
     principal(request, WRITE)
+    query(request, ())
     key = path_key(key)
     if not await store_of(request).delete(key):
         raise key_not_found()
@@ -77,6 +80,7 @@ async def delete_value(request: Request, key: str) -> HTTPResponse:
 async def mget(request: Request, batch: str) -> HTTPResponse:
     """Values of up to ``max_batch`` keys, null where absent."""
     principal(request, READ)
+    query(request, ())
     body = parse_body(MgetRequest, request.body, content_type(request))
     check_batch(len(body.keys), settings_of(request).max_batch, ["body", "keys"])
     keys = list(dict.fromkeys(check_key(k, ["body", "keys", i]) for i, k in enumerate(body.keys)))
@@ -92,6 +96,7 @@ async def mget(request: Request, batch: str) -> HTTPResponse:
 async def mset(request: Request, batch: str) -> HTTPResponse:
     """Store up to ``max_batch`` values atomically, all with the same TTL (or none)."""
     principal(request, WRITE)
+    query(request, ())
     body = parse_body(MsetRequest, request.body, content_type(request))
     settings = settings_of(request)
     check_batch(len(body.items), settings.max_batch, ["body", "items"])

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
-from services.common.cursor import decode_cursor, encode_cursor, parse_limit
-from services.common.problems import Problem
+from services.common.cursor import encode_cursor, parse_limit
 from services.critical import idempotency, ledger
-from services.critical.api.deps import actor, idempotent_write, if_match, session, validated
+from services.critical.api.deps import actor, idempotent_write, session, validated
+from services.critical.api.params import (
+    accounts_after,
+    entries_before,
+    if_match,
+    query_text,
+    takes_query,
+)
 from services.critical.api.views import account_view, entry_view, transfer_view
 from services.critical.schemas import AccountCreate, AccountPatch, Movement
 from services.critical.web import json_response, path_uuid, principal
@@ -28,6 +32,7 @@ def _etag(version: int) -> dict[str, str]:
 def create_account() -> Response:
     """Open an account."""
     who = principal("accounts:write")
+    takes_query()
     body, _ = validated(AccountCreate)
     db = session()
     with db.begin():
@@ -43,15 +48,10 @@ def create_account() -> Response:
 def list_accounts() -> Response:
     """A page of accounts, optionally of one owner."""
     principal("accounts:read")
+    takes_query("limit", "owner", "cursor")
     limit = parse_limit(request.args.get("limit"))
-    owner = request.args.get("owner")
-    after = None
-    if cursor := request.args.get("cursor"):
-        key = decode_cursor(cursor, ("c", "i"))
-        try:
-            after = (datetime.fromisoformat(key["c"]), uuid.UUID(key["i"]))
-        except (TypeError, ValueError):
-            raise Problem(400, "invalid-cursor", "cursor is not valid") from None
+    owner = query_text("owner")
+    after = accounts_after(request.args.get("cursor"))
     db = session()
     with db.begin():
         rows = ledger.list_accounts(db, owner, after, limit + 1)
@@ -67,6 +67,7 @@ def list_accounts() -> Response:
 def get_account(account_id: str) -> Response:
     """One account."""
     principal("accounts:read")
+    takes_query()
     db = session()
     with db.begin():
         account = ledger.get_account(db, path_uuid(account_id, "account_id"))
@@ -77,6 +78,7 @@ def get_account(account_id: str) -> Response:
 def patch_account(account_id: str) -> Response:
     """Change an account's status, optionally only at a given version (``If-Match``)."""
     who = principal("ledger:admin")
+    takes_query()
     target = path_uuid(account_id, "account_id")
     body, _ = validated(AccountPatch)
     expected = if_match()
@@ -88,6 +90,7 @@ def patch_account(account_id: str) -> Response:
 
 def _movement(account_id: str, kind: str) -> Response:
     who = principal("ledger:admin")
+    takes_query()
     target = path_uuid(account_id, "account_id")
     body, payload = validated(Movement)
     operation = ledger.deposit if kind == "deposits" else ledger.withdraw
@@ -126,13 +129,10 @@ def withdraw(account_id: str) -> Response:
 def entries(account_id: str) -> Response:
     """An account's ledger entries, newest first."""
     principal("accounts:read")
+    takes_query("limit", "cursor")
     target = path_uuid(account_id, "account_id")
     limit = parse_limit(request.args.get("limit"))
-    before = None
-    if cursor := request.args.get("cursor"):
-        before = decode_cursor(cursor, ("i",))["i"]
-        if not isinstance(before, int):
-            raise Problem(400, "invalid-cursor", "cursor is not valid")
+    before = entries_before(request.args.get("cursor"))
     db = session()
     with db.begin():
         rows = ledger.list_entries(db, target, before, limit + 1)

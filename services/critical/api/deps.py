@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,19 +79,3 @@ def idempotent_write(
             status, body = problem.status, problem.to_dict()
         idempotency.record(db, subject, key, status, body)
     return json_response(body, status)
-
-
-def if_match() -> int | None:
-    """The ``If-Match`` version (``3``, ``"3"`` or ``W/"3"``), or None when absent."""
-    raw = request.headers.get("If-Match")
-    if raw is None:
-        return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise Problem(
-            422,
-            "validation-failed",
-            "invalid If-Match header",
-            errors=[{"loc": ["header", "If-Match"], "msg": "must be an account version"}],
-        )
-    return int(value)

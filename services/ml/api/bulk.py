@@ -7,9 +7,9 @@ from typing import Any
 from sanic import Blueprint, HTTPResponse, Request
 
 from services.common import problems
-from services.common.sanic_support import json
-from services.ml import params
-from services.ml.api.documents import document_query
+from services.common.sanic_support import json, read_route
+from services.common.sanic_support import query as check_query
+from services.ml.api.documents import EXPORT_PARAMS, document_query
 from services.ml.api.shared import READ, WRITE, authorize, collection
 from services.ml.context import ctx
 from services.ml.ingest import parse_bulk
@@ -42,6 +42,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def bulk_ingest(request: Request, name: str, op: str) -> HTTPResponse:
     """Validate every line, then COPY all documents in one transaction (all or nothing)."""
     authorize(request, WRITE)
+    check_query(request, ())
     name = collection(name)
     app = ctx(request)
     settings = app.settings
@@ -59,15 +60,17 @@ async def bulk_ingest(request: Request, name: str, op: str) -> HTTPResponse:
     return json({"inserted": len(ids), "ids": ids}, status=201)
 
 
-@bp.get("/<name:str>/export", name="export_documents")
-async def export_documents(request: Request, name: str) -> HTTPResponse:
-    """Stream every matching document as NDJSON from one snapshot, batch by batch."""
+@read_route(bp, "/<name:str>/export", name="export_documents")
+async def export_documents(request: Request, name: str) -> None:
+    """Stream every matching document as NDJSON from one snapshot, batch by batch.
+
+    It takes the listing's filters and ``fields``; a ``cursor`` (the export is the whole
+    result) is refused like any parameter it does not take: 422.
+    """
     authorize(request, READ)
     name = collection(name)
     app = ctx(request)
-    q = document_query(request)
-    if q.after is not None:
-        raise params.invalid(["query", "cursor"], "export takes no cursor")
+    q = document_query(request, EXPORT_PARAMS)
     sent = 0
     async with (
         app.store.raw() as pg,
@@ -81,4 +84,4 @@ async def export_documents(request: Request, name: str) -> HTTPResponse:
         finally:
             app.ml_metrics.count_exported(sent)
         await response.eof()  # type: ignore[no-untyped-call]
-    return response
+    # Nothing to return: the streamed response is sent (Sanic logs an error otherwise).

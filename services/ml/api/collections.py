@@ -5,9 +5,11 @@ from __future__ import annotations
 from sanic import Blueprint, HTTPResponse, Request
 
 from services.common.cursor import decode_cursor, encode_cursor, parse_limit
-from services.common.sanic_support import json
+from services.common.problems import Problem
+from services.common.sanic_support import json, query, read_route
 from services.ml.api.shared import ADMIN, READ, authorize, collection
 from services.ml.context import ctx
+from services.ml.params import COLLECTION_NAME
 from services.ml.store import collections as store
 
 bp = Blueprint("collections", url_prefix="/collections")
@@ -17,19 +19,23 @@ bp = Blueprint("collections", url_prefix="/collections")
 async def put_collection(request: Request, name: str) -> HTTPResponse:
     """Create a collection; 201 when new, 200 when it already existed."""
     authorize(request, ADMIN)
+    query(request, ())
     name = collection(name)
     async with ctx(request).store.begin() as conn:
         found, created = await store.ensure(conn, name)
     return json(found, status=201 if created else 200)
 
 
-@bp.get("", name="list_collections")
+@read_route(bp, "", name="list_collections")
 async def list_collections(request: Request) -> HTTPResponse:
     """Collections by name, keyset-paginated."""
     authorize(request, READ)
+    query(request, ("limit", "cursor"))
     limit = parse_limit(request.args.get("limit"))
     raw_cursor = request.args.get("cursor")
-    after = str(decode_cursor(raw_cursor, ("n",))["n"]) if raw_cursor else None
+    after = decode_cursor(raw_cursor, ("n",))["n"] if raw_cursor else None
+    if after is not None and not (isinstance(after, str) and COLLECTION_NAME.fullmatch(after)):
+        raise Problem(400, "invalid-cursor", "cursor is not valid")
     async with ctx(request).store.connect() as conn:
         rows = await store.page(conn, after, limit)
     more = len(rows) > limit
@@ -38,10 +44,11 @@ async def list_collections(request: Request) -> HTTPResponse:
     return json({"items": rows, "next_cursor": cursor})
 
 
-@bp.get("/<name:str>", name="get_collection")
+@read_route(bp, "/<name:str>", name="get_collection")
 async def get_collection(request: Request, name: str) -> HTTPResponse:
     """One collection with its document count."""
     authorize(request, READ)
+    query(request, ())
     name = collection(name)
     async with ctx(request).store.connect() as conn:
         return json(await store.get(conn, name))
@@ -51,6 +58,7 @@ async def get_collection(request: Request, name: str) -> HTTPResponse:
 async def delete_collection(request: Request, name: str) -> HTTPResponse:
     """Delete a collection and all its documents."""
     authorize(request, ADMIN)
+    query(request, ())
     name = collection(name)
     async with ctx(request).store.begin() as conn:
         await store.remove(conn, name)

@@ -8,7 +8,8 @@ from sanic import Blueprint, HTTPResponse, Request
 
 from services.common import problems
 from services.common.cursor import parse_limit
-from services.common.sanic_support import json
+from services.common.jsonbody import MAX_DEPTH, too_deep
+from services.common.sanic_support import json, query, read_route
 from services.ml import params
 from services.ml.api.shared import (
     READ,
@@ -20,20 +21,28 @@ from services.ml.api.shared import (
     document_response,
 )
 from services.ml.context import ctx
+from services.ml.data import checked_document
 from services.ml.schemas import DocumentIn, DocumentReplace
-from services.ml.store import collections, documents, query
+from services.ml.store import collections, documents
+from services.ml.store import query as queries
 
 bp = Blueprint("documents", url_prefix="/collections")
 MERGE_PATCH = "application/merge-patch+json"
+#: What selects documents: listing, count, sample and export take the same filters.
+FILTERS = ("filter", "created_after", "created_before")
+LIST_PARAMS = (*FILTERS, "fields", "limit", "cursor")
+SAMPLE_PARAMS = (*FILTERS, "fields", "n", "seed")
+EXPORT_PARAMS = (*FILTERS, "fields")
 
 
 @bp.post("/<name:str>/documents", name="create_document")
 async def create_document(request: Request, name: str) -> HTTPResponse:
     """Create one document (201); the id is generated unless the body names one."""
     authorize(request, WRITE)
+    query(request, ())
     name = collection(name)
     body = body_model(request, DocumentIn)
-    params.check_document_size(body.data, ctx(request).settings.max_document_bytes)
+    checked_document(body.data, ctx(request).settings.max_document_bytes)
     async with ctx(request).store.begin() as conn:
         cid = await collections.collection_id(conn, name)
         doc = await documents.create(conn, cid, name, body.data, body.id)
@@ -42,10 +51,11 @@ async def create_document(request: Request, name: str) -> HTTPResponse:
     return response
 
 
-@bp.get("/<name:str>/documents/<doc_id:str>", name="get_document")
+@read_route(bp, "/<name:str>/documents/<doc_id:str>", name="get_document")
 async def get_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """One document."""
     authorize(request, READ)
+    query(request, ())
     name, doc_id = collection(name), params.document_id(doc_id)
     async with ctx(request).store.connect() as conn:
         cid = await collections.collection_id(conn, name)
@@ -56,10 +66,11 @@ async def get_document(request: Request, name: str, doc_id: str) -> HTTPResponse
 async def replace_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """Replace a document's data (``If-Match`` optional)."""
     authorize(request, WRITE)
+    query(request, ())
     name, doc_id = collection(name), params.document_id(doc_id)
     expected = params.if_match(request.headers.get("if-match"))
     body = body_model(request, DocumentReplace)
-    params.check_document_size(body.data, ctx(request).settings.max_document_bytes)
+    checked_document(body.data, ctx(request).settings.max_document_bytes)
     async with ctx(request).store.begin() as conn:
         cid = await collections.collection_id(conn, name)
         doc = await documents.replace(conn, cid, name, doc_id, body.data, expected)
@@ -70,11 +81,14 @@ async def replace_document(request: Request, name: str, doc_id: str) -> HTTPResp
 async def patch_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """Apply an RFC 7396 JSON merge patch to a document's data (``If-Match`` optional)."""
     authorize(request, WRITE)
+    query(request, ())
     name, doc_id = collection(name), params.document_id(doc_id)
     expected = params.if_match(request.headers.get("if-match"))
     patch = body_json(request)
     if not isinstance(patch, dict):
         raise params.invalid(["body"], "a merge patch of data must be a JSON object")
+    if too_deep(patch, request.body):
+        raise params.invalid(["body"], f"must not nest deeper than {MAX_DEPTH} levels")
     limit = ctx(request).settings.max_document_bytes
     async with ctx(request).store.begin() as conn:
         cid = await collections.collection_id(conn, name)
@@ -86,6 +100,7 @@ async def patch_document(request: Request, name: str, doc_id: str) -> HTTPRespon
 async def delete_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """Delete a document (``If-Match`` optional)."""
     authorize(request, WRITE)
+    query(request, ())
     name, doc_id = collection(name), params.document_id(doc_id)
     expected = params.if_match(request.headers.get("if-match"))
     async with ctx(request).store.begin() as conn:
@@ -94,55 +109,56 @@ async def delete_document(request: Request, name: str, doc_id: str) -> HTTPRespo
     return HTTPResponse(status=204)
 
 
-def document_query(request: Request) -> params.DocumentQuery:
-    """``filter``, ``created_after``, ``created_before``, ``fields`` and ``cursor``."""
+def document_query(request: Request, allowed: tuple[str, ...]) -> params.DocumentQuery:
+    """The filters, ``fields`` and ``cursor`` among ``allowed``; 422 for any other parameter."""
+    query(request, allowed)
     args = request.args
     return params.DocumentQuery(
         filter=params.json_filter(args.get("filter")),
         created_after=params.timestamp(args.get("created_after"), "created_after"),
         created_before=params.timestamp(args.get("created_before"), "created_before"),
-        fields=params.fields(args.get("fields")),
-        after=params.document_cursor(args.get("cursor")),
+        fields=params.fields(args.get("fields")) if "fields" in allowed else None,
+        after=params.document_cursor(args.get("cursor")) if "cursor" in allowed else None,
     )
 
 
-@bp.get("/<name:str>/documents", name="list_documents")
+@read_route(bp, "/<name:str>/documents", name="list_documents")
 async def list_documents(request: Request, name: str) -> HTTPResponse:
     """A keyset page of documents, filtered by containment and projected in SQL."""
     authorize(request, READ)
     name = collection(name)
+    q = document_query(request, LIST_PARAMS)
     limit = parse_limit(request.args.get("limit"))
-    q = document_query(request)
     async with ctx(request).store.raw() as pg:
-        items, last = await query.page(pg, name, q, limit)
+        items, last = await queries.page(pg, name, q, limit)
     cursor = params.next_document_cursor(*last) if last else None
     return json({"items": items, "next_cursor": cursor})
 
 
 # A regex parameter, not a static segment: see the note on documents:bulk in api/bulk.py.
-@bp.get("/<name:str>/<op:documents:count>", name="count_documents")
+@read_route(bp, "/<name:str>/<op:documents:count>", name="count_documents")
 async def count_documents(request: Request, name: str, op: str) -> HTTPResponse:
-    """How many documents match ``filter``."""
+    """How many documents match: the listing's filters, so the two always agree."""
     authorize(request, READ)
     name = collection(name)
-    flt = params.json_filter(request.args.get("filter"))
-    async with ctx(request).store.connect() as conn:
-        cid = await collections.collection_id(conn, name)
-        return json({"count": await documents.count(conn, cid, flt)})
+    q = document_query(request, FILTERS)
+    async with ctx(request).store.raw() as pg:
+        return json({"count": await queries.count(pg, name, q)})
 
 
-@bp.get("/<name:str>/<op:documents:sample>", name="sample_documents")
+@read_route(bp, "/<name:str>/<op:documents:sample>", name="sample_documents")
 async def sample_documents(request: Request, name: str, op: str) -> HTTPResponse:
     """A reproducible pseudo-random sample: the same ``seed`` gives the same documents."""
     authorize(request, READ)
     name = collection(name)
+    q = document_query(request, SAMPLE_PARAMS)
     settings = ctx(request).settings
     n = params.positive_int(request.args.get("n"), "n", 100, settings.max_sample)
     seed = request.args.get("seed") or secrets.token_hex(8)
-    if len(seed) > 128:
-        raise problems.validation_failed([{"loc": ["query", "seed"], "msg": "at most 128 chars"}])
-    flt = params.json_filter(request.args.get("filter"))
-    async with ctx(request).store.connect() as conn:
-        cid = await collections.collection_id(conn, name)
-        items = await documents.sample(conn, cid, name, n, seed, flt)
+    if len(seed) > 128 or not seed.isprintable():
+        raise problems.validation_failed(
+            [{"loc": ["query", "seed"], "msg": "at most 128 printable characters"}]
+        )
+    async with ctx(request).store.raw() as pg:
+        items = await queries.sample(pg, name, q, n, seed)
     return json({"items": items, "seed": seed})

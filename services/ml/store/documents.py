@@ -1,8 +1,11 @@
-"""Single documents (create, get, replace, merge-patch, delete), count and sample.
+"""Single documents: create, get, replace, merge-patch, delete.
 
 Every write bumps ``version``; ``If-Match`` is checked in the same statement (replace,
 delete) or under a row lock in the same transaction (merge patch), so of two writers
 holding the same stale version exactly one wins.
+
+``data`` is read as the text PostgreSQL prints and sent on as it is (``orjson.Fragment``),
+like every other read path: numbers are never rounded through a Python float.
 """
 
 from __future__ import annotations
@@ -10,17 +13,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, literal, select, update
+import orjson
+from sqlalchemy import BigInteger, RowMapping, Text, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
+from services.common.jsonbody import JsonValueError, loads
 from services.common.problems import Problem
+from services.ml.data import checked_document
 from services.ml.models import documents
-from services.ml.params import check_document_size, merge_patch
+from services.ml.params import invalid, merge_patch
 
 _COLUMNS = (
     documents.c.id,
-    documents.c.data,
+    cast(documents.c.data, Text).label("data"),
     documents.c.version,
     documents.c.created_at,
     documents.c.updated_at,
@@ -40,8 +47,13 @@ def version_mismatch(current: int) -> Problem:
 
 
 def as_document(row: RowMapping, collection: str) -> dict[str, Any]:
-    """The API shape of a document row."""
-    return {"id": row["id"], "collection": collection, **row}
+    """The API shape of a document row (``data`` as PostgreSQL's text)."""
+    return {"id": row["id"], "collection": collection, **row, "data": orjson.Fragment(row["data"])}
+
+
+def _at_version(expected: int) -> ColumnElement[bool]:
+    # As bigint: an If-Match above the int4 range matches no version (412), not a 500.
+    return documents.c.version == literal(expected, BigInteger)
 
 
 async def create(
@@ -99,7 +111,7 @@ async def replace(
         .returning(*_COLUMNS)
     )
     if expected is not None:
-        stmt = stmt.where(documents.c.version == expected)
+        stmt = stmt.where(_at_version(expected))
     row = (await conn.execute(stmt)).first()
     if row is None:
         raise await _explain_miss(conn, cid, doc_id)
@@ -118,7 +130,7 @@ async def patch(
     """Apply an RFC 7396 merge patch under a row lock (call inside a transaction)."""
     current = (
         await conn.execute(
-            select(documents.c.data, documents.c.version)
+            select(cast(documents.c.data, Text).label("data"), documents.c.version)
             .where(documents.c.collection_id == cid, documents.c.id == doc_id)
             .with_for_update()
         )
@@ -127,8 +139,13 @@ async def patch(
         raise not_found(doc_id)
     if expected is not None and current.version != expected:
         raise version_mismatch(current.version)
-    merged = merge_patch(current.data, patch_body)
-    check_document_size(merged, max_bytes)
+    try:
+        stored = loads(current.data)
+    except JsonValueError as exc:  # stored before today's limits (e.g. nested too deeply)
+        reason = f"the stored document cannot be patched ({exc}); replace it"
+        raise invalid(["body"], reason) from None
+    merged = merge_patch(stored, patch_body)
+    checked_document(merged, max_bytes)
     row = (
         await conn.execute(
             update(documents)
@@ -148,35 +165,6 @@ async def remove(conn: AsyncConnection, cid: int, doc_id: str, expected: int | N
         .returning(documents.c.id)
     )
     if expected is not None:
-        stmt = stmt.where(documents.c.version == expected)
+        stmt = stmt.where(_at_version(expected))
     if (await conn.execute(stmt)).first() is None:
         raise await _explain_miss(conn, cid, doc_id)
-
-
-async def count(conn: AsyncConnection, cid: int, flt: dict[str, Any] | None) -> int:
-    """How many documents match the containment filter."""
-    stmt = select(func.count()).select_from(documents).where(documents.c.collection_id == cid)
-    if flt:
-        stmt = stmt.where(documents.c.data.contains(flt))
-    return int(await conn.scalar(stmt) or 0)
-
-
-async def sample(
-    conn: AsyncConnection,
-    cid: int,
-    collection: str,
-    n: int,
-    seed: str,
-    flt: dict[str, Any] | None,
-) -> list[dict[str, Any]]:
-    """``n`` documents ranked by ``md5(id || seed)``: the same seed and data, the same sample.
-
-    The rank depends only on each document's id and the seed, so a sample is stable
-    under inserts of other documents except where a new document out-ranks one in it.
-    """
-    rank = func.md5(documents.c.id + literal(":") + literal(seed))
-    stmt = select(*_COLUMNS).where(documents.c.collection_id == cid)
-    if flt:
-        stmt = stmt.where(documents.c.data.contains(flt))
-    rows = await conn.execute(stmt.order_by(rank, documents.c.id).limit(n))
-    return [as_document(r._mapping, collection) for r in rows]

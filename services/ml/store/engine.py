@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-import orjson
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.common import problems
+from services.common.jsonbody import dumps_value, loads
 from services.common.problems import Problem
 from services.ml.settings import MlDatabaseSettings
 
@@ -29,7 +29,7 @@ _UNAVAILABLE_CODES = {"57014", "55P03", "40P01"}  # statement timeout, lock time
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return dumps_value(value).decode()  # integers of any size stay exact
 
 
 def create_engine(settings: MlDatabaseSettings) -> AsyncEngine:
@@ -43,7 +43,7 @@ def create_engine(settings: MlDatabaseSettings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
         json_serializer=_json_dumps,
-        json_deserializer=orjson.loads,
+        json_deserializer=loads,
         connect_args={
             "timeout": settings.connect_timeout,
             # Client-side guard too: a hung (not refusing) server must not hang a request.

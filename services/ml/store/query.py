@@ -1,9 +1,10 @@
-"""Filtered, projected document reads on the asyncpg connection: pages and exports.
+"""Filtered, projected document reads on the asyncpg connection: pages, count, sample, export.
 
-The SQL is built here once for both paths: ``data @> $n::jsonb`` (served by the GIN
+The SQL is built here once for every path: ``data @> $n::jsonb`` (served by the GIN
 index), an optional ``created_at`` range, a keyset position, and ``fields`` projected in
 SQL with ``jsonb_build_object`` over ``#>`` paths, so only the requested parts of a
 document ever leave PostgreSQL. Values are always bind parameters, never SQL text.
+``data`` leaves as PostgreSQL's text and is sent on as it is (never decoded).
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
+from services.common.jsonbody import dumps_value
 from services.ml.params import DocumentQuery, FieldTree
 from services.ml.store.collections import not_found
+
+# jsonb_build_object takes at most 100 arguments (PostgreSQL's function-argument limit),
+# i.e. 50 keys; wider projections are built from chunks joined with ``||``.
+_KEYS_PER_CALL = 50
 
 
 class _Args:
@@ -41,14 +47,18 @@ def _projection(tree: FieldTree, prefix: list[str], args: _Args) -> str:
             f"data #> {args.add(path, 'text[]')}" if sub is None else _projection(sub, path, args)
         )
         parts.append(f"{args.add(key, 'text')}, {value}")
-    return f"jsonb_build_object({', '.join(parts)})"
+    calls = [
+        f"jsonb_build_object({', '.join(parts[i : i + _KEYS_PER_CALL])})"
+        for i in range(0, len(parts), _KEYS_PER_CALL)
+    ]
+    return calls[0] if len(calls) == 1 else "(" + " || ".join(calls) + ")"
 
 
 def build(cid: int, q: DocumentQuery, args: _Args) -> tuple[str, str]:
     """The data expression and the WHERE clause of a document read."""
     where = [f"collection_id = {args.add(cid, 'bigint')}"]
     if q.filter:
-        where.append(f"data @> {args.add(orjson.dumps(q.filter).decode(), 'jsonb')}")
+        where.append(f"data @> {args.add(dumps_value(q.filter).decode(), 'jsonb')}")
     if q.created_after is not None:
         where.append(f"created_at > {args.add(q.created_after, 'timestamptz')}")
     if q.created_before is not None:
@@ -83,19 +93,48 @@ async def page(
     rows = await pg.fetch(sql, *args.values)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [
-        {
-            "id": r["id"],
-            "collection": name,
-            "data": orjson.Fragment(r["data"]),
-            "version": r["version"],
-            "created_at": r["created_at"],
-            "updated_at": r["updated_at"],
-        }
-        for r in rows
-    ]
+    items = [_item(r, name) for r in rows]
     last = (rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
     return items, last
+
+
+async def count(pg: asyncpg.Connection, name: str, q: DocumentQuery) -> int:
+    """How many documents match (the same filters as a listing)."""
+    cid = await collection_id(pg, name)
+    args = _Args()
+    _, where = build(cid, q, args)
+    found = await pg.fetchval(f"SELECT count(*) FROM ml_documents WHERE {where}", *args.values)  # noqa: S608
+    return int(found or 0)
+
+
+async def sample(
+    pg: asyncpg.Connection, name: str, q: DocumentQuery, n: int, seed: str
+) -> list[dict[str, Any]]:
+    """``n`` documents ranked by ``md5(id || ':' || seed)``: the same seed, the same sample.
+
+    The rank depends only on each document's id and the seed, so a sample is stable
+    under inserts of other documents except where a new document out-ranks one in it.
+    """
+    cid = await collection_id(pg, name)
+    args = _Args()
+    data, where = build(cid, q, args)
+    rank = f"md5(id || ':' || {args.add(seed, 'text')})"
+    sql = (
+        f"SELECT id, ({data})::text AS data, version, created_at, updated_at "  # noqa: S608
+        f"FROM ml_documents WHERE {where} ORDER BY {rank}, id LIMIT {args.add(n, 'int')}"
+    )
+    return [_item(r, name) for r in await pg.fetch(sql, *args.values)]
+
+
+def _item(row: Any, name: str) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "collection": name,
+        "data": orjson.Fragment(row["data"]),
+        "version": row["version"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
 
 
 def export_sql(name_arg: str, cid: int, q: DocumentQuery, args: _Args) -> str:

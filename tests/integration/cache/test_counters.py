@@ -54,7 +54,7 @@ def test_post_without_incr_suffix_is_405(client: httpx.Client, key: str) -> None
     response = client.post(f"/v1/counters/{key}")
     assert response.status_code == 405
     assert slug(response) == "method-not-allowed"
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(

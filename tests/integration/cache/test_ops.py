@@ -58,6 +58,7 @@ def test_openapi_lists_every_endpoint(client: httpx.Client) -> None:
     assert set(paths) == {
         "/v1/kv/{key}", "/v1/kv:mget", "/v1/kv:mset",
         "/v1/counters/{key}:incr", "/v1/counters/{key}",
+        "/livez", "/readyz", "/metrics", "/openapi.json",
     }  # fmt: skip
     assert set(paths["/v1/kv/{key}"]) == {"get", "put", "delete"}
     assert "503" in paths["/v1/kv/{key}"]["get"]["responses"]

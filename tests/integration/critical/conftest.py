@@ -89,6 +89,14 @@ def owner_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engin
 
 
 @pytest.fixture(scope="session")
+def runtime_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engine]:
+    """The runtime role's engine: what the service itself (or whoever holds it) may do."""
+    engine = create_engine(critical_settings_migrated.url())
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
 def gunicorn(
     critical_settings_migrated: CriticalSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:

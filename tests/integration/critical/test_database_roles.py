@@ -5,23 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from services.critical.settings import CriticalSettings
 from services.devstack.postgres import PostgresServer
 from tests.integration.critical.conftest import create_database, critical_settings, service_env
-
-
-@pytest.fixture(scope="module")
-def runtime_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engine]:
-    engine = create_engine(critical_settings_migrated.url())
-    yield engine
-    engine.dispose()
 
 
 def _fails(engine: Engine, sql: str, params: dict | None = None) -> str:
@@ -117,7 +108,7 @@ def test_concurrent_migrations_are_safe(postgres_server: PostgresServer, tmp_pat
     engine = create_engine(settings.url(migration=True))
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
             assert conn.execute(text("SELECT count(*) FROM accounts")).scalar() == 0
     finally:
         engine.dispose()

@@ -51,3 +51,32 @@ def test_metrics_files_come_from_more_than_one_worker(gunicorn: ServiceProcess) 
         requests.get(f"{gunicorn.base_url}/livez")
     counters = list(pathlib.Path(directory).glob("counter_*.db"))
     assert len(counters) >= 2, counters
+
+
+def test_a_client_gone_mid_body_is_counted_as_499_not_5xx(gunicorn: ServiceProcess, auth) -> None:
+    """Aborted requests are recorded apart (499), so they cannot fire the 5xx alert."""
+    import socket
+    import time
+
+    base = gunicorn.base_url
+    route = "/v1/accounts"
+    before = _value(requests.get(f"{base}/metrics").text, route, "499", "POST")
+    token = auth()["Authorization"]
+    head = (
+        f"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"owner":'
+    )
+    with socket.create_connection(("127.0.0.1", gunicorn.port), timeout=5) as sock:
+        sock.sendall(head.encode())
+        sock.shutdown(socket.SHUT_WR)  # 90 promised bytes never come
+        sock.recv(65536)  # whatever the server does, wait until it is done with us
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = requests.get(f"{base}/metrics").text
+        if _value(text, route, "499", "POST") > before:
+            break
+        time.sleep(0.1)
+    assert _value(text, route, "499", "POST") == before + 1
+    assert 'status="5' not in "\n".join(
+        line for line in text.splitlines() if f'route="{route}"' in line
+    )

@@ -228,3 +228,17 @@ def test_concurrent_duplicates_move_money_once(app: Flask, auth, account) -> Non
     client = app.test_client()
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 900
     assert client.get(f"/v1/accounts/{b['id']}", headers=auth()).json["balance"] == 100
+
+
+def test_empty_idempotency_key_is_422_not_missing(client: FlaskClient, auth, account) -> None:
+    a, b = account(balance=5), account()
+    body = {"from_account": a["id"], "to_account": b["id"], "amount": 1, "currency": "EUR"}
+    for url, payload in (
+        ("/v1/transfers", body),
+        (f"/v1/accounts/{a['id']}/deposits", {"amount": 1}),
+        (f"/v1/accounts/{a['id']}/withdrawals", {"amount": 1}),
+    ):
+        response = client.post(url, json=payload, headers=auth(**{"Idempotency-Key": ""}))
+        assert response.status_code == 422, url
+        assert response.json["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 5

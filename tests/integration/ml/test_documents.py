@@ -111,8 +111,26 @@ def test_delete_with_if_match(client: httpx.Client, collection: str) -> None:
     assert client.get(url).status_code == 404
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", '"x"', "1.5"])
-def test_bad_if_match(client: httpx.Client, collection: str, value: str) -> None:
+@pytest.mark.parametrize("value", ["2147483648", '"9999999999"', 'W/"999999999999999999"'])
+def test_if_match_beyond_any_version_is_412_on_every_write(
+    client: httpx.Client, collection: str, value: str
+) -> None:
+    doc = client.post(docs(collection), json={"data": {"a": 1}}).json()
+    url = f"{docs(collection)}/{doc['id']}"
+    for response in (
+        client.put(url, json={"data": {}}, headers={"If-Match": value}),
+        client.patch(url, content=b"{}", headers={**MERGE, "If-Match": value}),
+        client.delete(url, headers={"If-Match": value}),
+    ):
+        assert response.status_code == 412, response.text
+        assert slug(response) == "version-mismatch"
+        assert response.headers["etag"] == '"1"'
+    gone = client.put(f"{docs(collection)}/absent", json={"data": {}}, headers={"If-Match": value})
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", '"x"', "1.5", "²".encode(), "9" * 19])
+def test_bad_if_match(client: httpx.Client, collection: str, value: str | bytes) -> None:
     doc = client.post(docs(collection), json={"data": {}}).json()
     response = client.put(
         f"{docs(collection)}/{doc['id']}", json={"data": {}}, headers={"If-Match": value}

@@ -153,8 +153,111 @@ def test_sample_is_reproducible_with_a_seed(client: httpx.Client, loaded: str) -
     assert len(filtered.json()["items"]) == 10
 
 
-@pytest.mark.parametrize("n", ["0", "-1", "x", "10001"])
+@pytest.mark.parametrize("n", ["0", "-1", "x", "10001", "²", "٣", "9" * 5000])
 def test_sample_bad_n(client: httpx.Client, collection: str, n: str) -> None:
     response = client.get(f"{docs(collection)}:sample", params={"n": n})
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["query", "n"]
+
+
+def test_count_takes_the_listing_filters_and_agrees_with_it(
+    client: httpx.Client, loaded: str
+) -> None:
+    everything = all_pages(client, docs(loaded), limit="7")
+    middle = str(everything[9]["created_at"])
+    late = str(everything[24]["created_at"])
+    for params in (
+        {},
+        {"created_after": middle},
+        {"created_before": late},
+        {"created_after": middle, "created_before": late},
+        {"created_after": middle, "filter": '{"split": "valid"}'},
+        {"created_after": "2999-01-01T00:00:00Z"},
+    ):
+        listed = all_pages(client, docs(loaded), limit="4", **params)
+        counted = client.get(f"{docs(loaded)}:count", params=params)
+        assert counted.status_code == 200, counted.text
+        assert counted.json() == {"count": len(listed)}, params
+    assert client.get(f"{docs(loaded)}:count", params={"created_after": middle}).json() == {
+        "count": 20
+    }
+
+
+def test_sample_takes_fields_and_the_time_range(client: httpx.Client, loaded: str) -> None:
+    everything = all_pages(client, docs(loaded), limit="100")
+    middle = str(everything[9]["created_at"])
+    response = client.get(
+        f"{docs(loaded)}:sample",
+        params={"n": "100", "seed": "s", "fields": "i,meta.size.w", "created_after": middle},
+    )
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert len(items) == 20
+    assert all(set(item["data"]) == {"i", "meta"} for item in items)
+    assert all(item["data"]["meta"] == {"size": {"w": item["data"]["i"]}} for item in items)
+
+
+@pytest.mark.parametrize("count", [50, 51, 64])
+def test_fields_up_to_the_maximum(client: httpx.Client, loaded: str, count: int) -> None:
+    names = ["i", *(f"f{n}" for n in range(count - 2)), "meta.size.w"]
+    for url in (docs(loaded), f"{docs(loaded)}:sample", f"/v1/collections/{loaded}/export"):
+        response = client.get(url, params={"fields": ",".join(names)})
+        assert response.status_code == 200, (url, response.text)
+    item = client.get(docs(loaded), params={"fields": ",".join(names), "limit": "1"}).json()
+    data = item["items"][0]["data"]
+    assert len(data) == count  # i, f0.., and meta (holding meta.size.w)
+    assert data["i"] == 0
+    assert data["f0"] is None
+    assert data["meta"] == {"size": {"w": 0}}
+    nested = ",".join(f"meta.k{n}" for n in range(60))
+    assert client.get(docs(loaded), params={"fields": nested}).status_code == 200
+
+
+def test_more_fields_than_the_maximum_is_422(client: httpx.Client, loaded: str) -> None:
+    response = client.get(docs(loaded), params={"fields": ",".join(f"f{n}" for n in range(65))})
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {"loc": ["query", "fields"], "msg": "at most 64 fields"}
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "0000-01-01T00:00:00Z",
+        "10000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-23:59",
+        "0001-01-01T00:00:00+23:59",
+        "2024-01-01T00:00:00+99:00",
+    ],
+)
+def test_timestamps_out_of_range_are_422(client: httpx.Client, collection: str, when: str) -> None:
+    for url in (
+        docs(collection),
+        f"{docs(collection)}:count",
+        f"/v1/collections/{collection}/export",
+    ):
+        for name in ("created_after", "created_before"):
+            response = client.get(url, params={name: when})
+            assert response.status_code == 422, (url, name, response.text)
+            assert response.json()["errors"][0]["loc"] == ["query", name]
+
+
+def test_a_truncated_filter_is_called_invalid_json(client: httpx.Client, collection: str) -> None:
+    response = client.get(docs(collection), params={"filter": '{"split": "tr'})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["msg"].startswith("is not valid JSON")
+
+
+def test_crafted_cursors_are_400(client: httpx.Client, collection: str) -> None:
+    import base64
+
+    for key in (
+        {"t": "0001-01-01T00:00:00+14:00", "i": "x"},
+        {"t": "2024-01-01T00:00:00", "i": "x"},
+        {"t": "2024-01-01T00:00:00+00:00", "i": "a\u0000b"},
+    ):
+        raw = base64.urlsafe_b64encode(json.dumps(key).encode()).rstrip(b"=").decode()
+        response = client.get(docs(collection), params={"cursor": raw})
+        assert response.status_code == 400, (key, response.text)
+        assert slug(response) == "invalid-cursor"
+    bad_name = base64.urlsafe_b64encode(b'{"n": "a\\u0000"}').decode()
+    assert client.get("/v1/collections", params={"cursor": bad_name}).status_code == 400

@@ -88,6 +88,10 @@ def test_openapi_covers_every_route(new_client: ClientFactory) -> None:
     assert document["openapi"].startswith("3.")
     paths = document["paths"]
     expected = {
+        "/livez": {"get"},
+        "/readyz": {"get"},
+        "/metrics": {"get"},
+        "/openapi.json": {"get"},
         "/v1/collections": {"get"},
         "/v1/collections/{name}": {"get", "put", "delete"},
         "/v1/collections/{name}/documents": {"get", "post"},

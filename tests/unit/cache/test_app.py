@@ -55,10 +55,14 @@ def test_openapi_refs_resolve(settings: CacheSettings) -> None:
         assert name in schemas
     for ref in {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}:
         assert ref in schemas, ref
-    for path in document["paths"].values():
+    for name, path in document["paths"].items():
         for operation in path.values():
+            if not name.startswith("/v1/"):
+                assert operation["security"] == []  # probes, metrics, this document
+                continue
             assert operation["security"] == [{"bearer": operation["security"][0]["bearer"]}]
             assert "401" in operation["responses"]
+    assert {"/livez", "/readyz", "/metrics", "/openapi.json"} <= set(document["paths"])
 
 
 def test_serve_refuses_bad_configuration(

@@ -113,3 +113,33 @@ def test_cache_never_remembers_failures(monkeypatch) -> None:
     cache = CachingVerifier(_verifier())
     for _ in range(2):
         assert _status(lambda: cache.verify_header("Bearer nope")) == 401
+
+
+def _detail(call) -> str:
+    with pytest.raises(Problem) as info:
+        call()
+    assert info.value.status == 401
+    return info.value.detail
+
+
+def test_a_token_that_is_not_ascii_is_401_not_an_error() -> None:
+    # Servers hand over header bytes that are not UTF-8 as surrogate escapes ("\udcff").
+    for header in ("Bearer \udcff\udcfe", "Bearer é.b.c", "Bearer a.\udcff.c"):
+        assert "ASCII" in _detail(lambda h=header: _verifier().verify_header(h))
+        assert "ASCII" in _detail(lambda h=header: CachingVerifier(_verifier()).verify_header(h))
+
+
+@pytest.mark.parametrize("subject", ["", "   ", "x" * 256])
+def test_blank_or_overlong_subjects_are_refused(subject: str) -> None:
+    token = mint_token(key=SECRET, audience="strata-critical", scopes=[], subject=subject)
+    assert "sub" in _detail(lambda: _verifier().verify(token))
+
+
+def test_a_255_character_subject_is_accepted() -> None:
+    token = mint_token(key=SECRET, audience="strata-critical", scopes=[], subject="s" * 255)
+    assert _verifier().verify(token).subject == "s" * 255
+
+
+def test_a_subject_that_is_not_a_string_is_refused() -> None:
+    token = jwt.encode({"sub": 42, "aud": "strata-critical", "exp": int(time.time()) + 60}, SECRET)
+    _detail(lambda: _verifier().verify(token))

@@ -9,6 +9,7 @@ import pytest
 
 from services.common.problems import Problem
 from services.ml import params
+from services.ml.data import checked_document
 
 
 def loc_of(exc: pytest.ExceptionInfo[Problem]) -> list[Any]:
@@ -67,7 +68,8 @@ def test_fields_tree() -> None:
     # A whole key wins over its sub-paths, whichever comes first.
     assert params.fields("a.b,a") == {"a": None}
     assert params.fields("a,a.b") == {"a": None}
-    for bad in ("a,,b", "a..b", ".a", "a.", ",".join(f"f{i}" for i in range(65))):
+    # A NUL can be in no JSONB key, and PostgreSQL refuses it in a text parameter (a 500).
+    for bad in ("a,,b", "a..b", ".a", "a.", ",".join(f"f{i}" for i in range(65)), "a\x00"):
         with pytest.raises(Problem):
             params.fields(bad)
 
@@ -77,7 +79,7 @@ def test_if_match(raw: str | None, value: int | None) -> None:
     assert params.if_match(raw) == value
 
 
-@pytest.mark.parametrize("raw", ["", "x", "-1", "1.0", "*", "9" * 19])
+@pytest.mark.parametrize("raw", ["", "x", "-1", "1.0", "*", "9" * 19, "²", '"٣"'])
 def test_bad_if_match(raw: str) -> None:
     with pytest.raises(Problem):
         params.if_match(raw)
@@ -92,14 +94,71 @@ def test_cursor_round_trip() -> None:
         assert exc.value.slug == "invalid-cursor"
 
 
-def test_document_size() -> None:
-    params.check_document_size({"a": "x" * 10}, 100)
+def test_document_rules() -> None:
+    assert checked_document({"a": "x" * 10}, 100) == b'{"a":"xxxxxxxxxx"}'
+    assert checked_document({"n": 2**70}, 100) == b'{"n":1180591620717411303424}'
     with pytest.raises(Problem) as exc:
-        params.check_document_size({"a": "x" * 100}, 100)
+        checked_document({"a": "x" * 100}, 100)
     assert exc.value.status == 413
+    for bad in ({"a": "\x00"}, {"\x00": 1}, nested(129)):
+        with pytest.raises(Problem) as exc:
+            checked_document(bad, 10_000)
+        assert exc.value.status == 422
+        assert loc_of(exc) == ["body", "data"]
+    checked_document(nested(128), 10_000)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """An object whose arrays and objects nest ``depth`` levels (itself included)."""
+    value: Any = []
+    for _ in range(depth - 2):
+        value = [value]
+    return {"a": value}
+
+
+def test_timestamps_out_of_range_in_utc_are_refused() -> None:
+    for bad in ("0000-01-01T00:00:00Z", "10000-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59",
+                "0001-01-01T00:00:00+23:59"):  # fmt: skip
+        with pytest.raises(Problem) as exc:
+            params.timestamp(bad, "created_after")
+        assert loc_of(exc) == ["query", "created_after"]
+    assert params.timestamp("2024-05-01T12:00:00+02:00", "t") == datetime(
+        2024, 5, 1, 10, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "1_0", " 1", "+1", "0", "11", "9" * 5000])
+def test_positive_int_takes_ascii_digits_in_range(raw: str) -> None:
     with pytest.raises(Problem) as exc:
-        params.check_document_size({"a": "\x00"}, 100)
-    assert exc.value.status == 422
+        params.positive_int(raw, "n", 1, 10)
+    assert loc_of(exc) == ["query", "n"]
+
+
+def test_filter_messages_say_what_is_wrong() -> None:
+    with pytest.raises(Problem) as exc:
+        params.json_filter('{"a":')
+    assert exc.value.errors is not None
+    assert exc.value.errors[0]["msg"].startswith("is not valid JSON")
+    with pytest.raises(Problem) as exc:
+        params.json_filter("[1]")
+    assert exc.value.errors is not None
+    assert exc.value.errors[0]["msg"] == "must be a JSON object"
+    assert params.json_filter('{"n": 18446744073709551617}') == {"n": 2**64 + 1}
+
+
+def test_crafted_cursors_are_invalid_not_errors() -> None:
+    from services.common.cursor import encode_cursor
+
+    for key in (
+        {"t": "0001-01-01T00:00:00+14:00", "i": "x"},
+        {"t": "2024-01-01T00:00:00", "i": "x"},
+        {"t": "2024-01-01T00:00:00+00:00", "i": "a\x00b"},
+        {"t": 5, "i": "x"},
+        {"t": "2024-01-01T00:00:00+00:00", "i": 7},
+    ):
+        with pytest.raises(Problem) as exc:
+            params.document_cursor(encode_cursor(key))
+        assert exc.value.slug == "invalid-cursor"
 
 
 # RFC 7396, appendix A: (target, patch, result)

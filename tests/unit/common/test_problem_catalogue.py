@@ -1,0 +1,56 @@
+"""Every problem type the ml and cache code can raise is listed, with its status, in the
+service's OpenAPI document (whose Problem.type then admits exactly those slugs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from services.cache.settings import CacheSettings
+from services.cache.spec import PROBLEM_TYPES as CACHE_TYPES
+from services.cache.spec import openapi_document as cache_document
+from services.ml.spec import PROBLEM_TYPES as ML_TYPES
+from services.ml.spec import openapi_document as ml_document
+
+ROOT = Path(__file__).resolve().parents[3] / "services"
+RAISED = re.compile(r'(?:Problem|__init__)\(\s*([0-9]{3}|[\w.]+),\s*"([a-z][a-z-]*)"', re.S)
+# Recorded in metrics and logs when the client went away; never sent, so not documented.
+NEVER_SENT = {"client-closed-request"}
+
+
+def raised(*packages: str) -> dict[str, set[str]]:
+    """slug -> the status literals it is raised with, in the given packages."""
+    found: dict[str, set[str]] = {}
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            for status, slug in RAISED.findall(path.read_text()):
+                found.setdefault(slug, set()).add(status)
+    return found
+
+
+# Raised by common code the service never calls (the cache has no cursors).
+UNUSED = {"ml": set(), "cache": {"invalid-cursor"}}
+
+
+@pytest.mark.parametrize(("service", "types"), [("ml", ML_TYPES), ("cache", CACHE_TYPES)])
+def test_every_raised_slug_is_documented_with_its_status(
+    service: str, types: dict[str, tuple[int, str]]
+) -> None:
+    found = raised(service, "common")
+    assert set(found) - set(types) - NEVER_SENT - UNUSED[service] == set()
+    for slug, statuses in found.items():
+        literal = {int(s) for s in statuses if s.isdigit()}
+        if slug in types:
+            assert literal <= {types[slug][0]}, (slug, literal)
+    assert set(types) <= set(found), "documented but never raised"
+
+
+def test_the_documents_admit_exactly_those_types() -> None:
+    for document, types in (
+        (ml_document("test"), ML_TYPES),
+        (cache_document(CacheSettings(environment="development")), CACHE_TYPES),
+    ):
+        enum = document["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
+        assert enum == sorted(f"urn:strata:problem:{slug}" for slug in types)
