@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov cannot share .venv (it pins packaging<24, pytest needs >=24): its own virtualenv, with
+# the version pinned in pyproject.toml's chart-scan extra.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_PIN    = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["chart-scan"][0])')
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration test-chart test-images e2e-cluster \
-        e2e-kind lint fmt bench bench-critical bench-ml bench-cache images clean
+        e2e-kind lint fmt bench bench-critical bench-ml bench-cache images clean scan-chart
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -17,12 +22,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv with every extra installed
+$(CHECKOV_STAMP): pyproject.toml
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "$(CHECKOV_PIN)"
+	touch $(CHECKOV_STAMP)
+
+venv: $(STAMP) $(CHECKOV_STAMP) ## create .venv with every extra installed (and .venv-checkov)
 
 run: $(STAMP) ## run the whole stack locally (throwaway PostgreSQL + Redis, all services)
 	$(BIN)/strata run
 
-test: $(STAMP) ## run the whole suite: unit, integration (real PostgreSQL/Redis), chart
+test: $(STAMP) $(CHECKOV_STAMP) ## run the whole suite: unit, integration (real PostgreSQL/Redis), chart
 	$(BIN)/pytest tests/unit tests/integration tests/chart
 
 test-unit: $(STAMP)
@@ -31,8 +42,11 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
-test-chart: $(STAMP)
+test-chart: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/pytest tests/chart
+
+scan-chart: $(STAMP) $(CHECKOV_STAMP) ## checkov over the rendered chart (accepted findings: charts/strata/checkov-skips.yaml)
+	$(BIN)/pytest tests/chart/test_checkov.py
 
 test-images: $(STAMP) ## build and run the three images with a Docker engine
 	$(BIN)/pytest tests/e2e/images
@@ -64,4 +78,4 @@ bench-cache: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_cache
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -142,13 +142,25 @@ def install(
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = max(app.config.GRACEFUL_SHUTDOWN_TIMEOUT, 15.0)
     app.ctx.settings = settings
     app.ctx.health = Health()
-    app.ctx.verifier = CachingVerifier(TokenVerifier.for_service(settings, service))
+    # Never blocks the event loop on a JWKS fetch: _begin awaits the fetch a token needs.
+    verifier = TokenVerifier.for_service(settings, service, blocking=False)
+    app.ctx.verifier = CachingVerifier(verifier)
     observer = RequestObserver(settings.cors_allowed_origins)
 
     @app.before_server_start
     async def _metrics(app: App) -> None:
         # Created per worker, after the fork: the multiprocess files are per pid.
         app.ctx.metrics = Metrics(service, settings.version, settings.revision)
+
+    @app.before_server_start
+    async def _keys(app: App) -> None:
+        # Fetch the JWKS (if any) per worker at start, waiting at most its timeout: a
+        # JWKS that is down delays start-up by that much, never prevents it.
+        fetch = verifier.warm()
+        if fetch is not None:
+            await asyncio.wait(
+                [asyncio.ensure_future(asyncio.wrap_future(fetch))], timeout=verifier.key_timeout
+            )
 
     @app.before_server_stop
     async def _drain(app: App) -> None:
@@ -166,7 +178,12 @@ def install(
         request.ctx.exchange, preflight = observer.begin(
             request.method, request.headers.get(HEADER), request.headers.get("origin"), metrics
         )
-        return HTTPResponse(status=204, headers=preflight) if preflight else None
+        if preflight:
+            return HTTPResponse(status=204, headers=preflight)
+        authorization = request.headers.get("authorization")
+        if authorization:
+            await request.app.ctx.verifier.prepare(authorization)
+        return None
 
     async def _finish(request: Request, response: BaseHTTPResponse) -> HTTPResponse | None:
         response.headers.update(

@@ -7,7 +7,7 @@ from flask import Flask
 from services.common.health import Health
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics
-from services.critical import api, db
+from services.critical import api, db, errorlog
 from services.critical.api.deps import EXTENSION, close_session
 from services.critical.openapi import document
 from services.critical.settings import CriticalSettings
@@ -30,6 +30,7 @@ def create_app(settings: CriticalSettings | None = None) -> Flask:
     app.extensions[EXTENSION] = db.make_sessionmaker(engine)
     app.extensions[HEALTH_EXTENSION] = health
     app.extensions["strata.engine"] = engine
+    app.extensions["strata.metrics"] = metrics
     app.teardown_appcontext(close_session)
 
     install(
@@ -39,6 +40,7 @@ def create_app(settings: CriticalSettings | None = None) -> Flask:
         health=health,
         readiness=lambda: {"database": db.ping(engine)},
         store_problem=db.as_problem,
+        describe_error=errorlog.describe,
         openapi=lambda: document(settings.version),
     )
     api.register(app)

@@ -41,6 +41,8 @@ def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engin
         pool_timeout=settings.pool_timeout,
         pool_pre_ping=True,  # a connection broken by a database restart is replaced, not used
         pool_recycle=1800,
+        # Bound values (owners, references, token subjects) stay out of error texts.
+        hide_parameters=True,
         connect_args={
             "connect_timeout": settings.connect_timeout,
             "options": options,

@@ -10,14 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.metrics import mark_worker_dead, prepare_multiproc_dir
+from services.critical import fdlimit
 from services.critical.settings import CriticalSettings
 
 _settings = CriticalSettings()
+_capacity = fdlimit.plan(_settings.worker_connections)
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
 worker_class = "services.critical.worker.DrainingThreadWorker"
 threads = _settings.threads
+# Slow and idle clients wait in each worker's event loop, not in a thread
+# (services/critical/intake.py), so a worker holds thousands of connections.
+worker_connections = _capacity.connections
 # Requests in flight finish within this after SIGTERM (plus the drain delay).
 graceful_timeout = _settings.graceful_timeout + int(_settings.drain_seconds)
 timeout = 30
@@ -25,7 +30,11 @@ keepalive = 5
 max_requests = 0
 limit_request_line = 8190
 limit_request_fields = 100
-forwarded_allow_ips = "*"
+# X-Forwarded-Proto and friends only from these proxies (none by default), and never
+# SCRIPT_NAME or PATH_INFO from anyone: a client could otherwise move routes (e.g. serve
+# /metrics under /v1/accounts); headers with "_" are dropped (gunicorn's header_map=drop).
+forwarded_allow_ips = _settings.forwarded_allow_ips
+forwarder_headers = ""
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
@@ -38,6 +47,15 @@ control_socket_disable = True
 def on_starting(server: Any) -> None:
     """Start with an empty metrics directory: stale files would double-count."""
     prepare_multiproc_dir()
+    if _capacity.connections < _settings.worker_connections:
+        server.log.warning(
+            "open-files limit %d (hard %d) leaves room for %d connections per worker, "
+            "not the %d configured: raise the limit (ulimit -n) to serve more",
+            _capacity.soft_limit,
+            _capacity.hard_limit,
+            _capacity.connections,
+            _settings.worker_connections,
+        )
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -42,6 +42,11 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     ),
     "transfer-not-found": ProblemType(404, "no transfer with that id"),
     "method-not-allowed": ProblemType(405, "the route exists, not with this method (see Allow)"),
+    "request-timeout": ProblemType(
+        408,
+        "the request's head and body did not all arrive within STRATA_CRITICAL_"
+        "REQUEST_READ_TIMEOUT (10 s) of its first byte; the connection is closed",
+    ),
     "account-not-active": ProblemType(409, "an account of the movement is frozen or closed"),
     "insufficient-funds": ProblemType(409, "the debited account's balance is below the amount"),
     "account-not-empty": ProblemType(409, "only an account with a zero balance can close"),
@@ -66,13 +71,20 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "amount-out-of-range": ProblemType(
         422, "a resulting balance would not fit in a signed 64-bit integer"
     ),
-    "header-fields-too-large": ProblemType(431, "over 100 header fields, or one over 8190 bytes"),
+    "header-fields-too-large": ProblemType(
+        431, "over 100 header fields, one over 8190 bytes, or a head over 64 KiB in all"
+    ),
     "internal-error": ProblemType(500, "a bug: nothing is disclosed; the request id is logged"),
     "not-implemented": ProblemType(
         501, "an unknown Transfer-Encoding (e.g. br); misused known ones are 400 bad-request"
     ),
     "store-unavailable": ProblemType(
         503, "PostgreSQL did not answer in time; retry after Retry-After seconds"
+    ),
+    "server-busy": ProblemType(
+        503,
+        "the worker holds too many partly received requests (STRATA_CRITICAL_REQUEST_"
+        "BUFFER_BYTES); retry after Retry-After seconds",
     ),
 }
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ipaddress
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import URL
 
@@ -21,6 +24,17 @@ class CriticalSettings(ServiceSettings):
     workers: int = Field(default_factory=default_workers, ge=1, le=64)
     threads: int = Field(default=4, ge=1, le=64)
     graceful_timeout: int = Field(default=20, ge=1, le=600)
+    # Slow clients: each request's head and body must arrive within this from its first
+    # byte (408 after), and a client must read a response within it too.
+    request_read_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Connections one worker holds (gunicorn worker_connections), idle and slow ones
+    # included; capped at start-up by the open-files limit (see services/critical/fdlimit.py).
+    worker_connections: int = Field(default=4096, ge=16, le=1_000_000)
+    # Bytes of partly received requests one worker buffers in all (503 server-busy beyond).
+    request_buffer_bytes: int = Field(default=32 * 1_048_576, ge=1_048_576, le=2**34)
+    # Proxies whose X-Forwarded-Proto/-Ssl/-Protocol are believed (comma-separated IPs or
+    # networks). Empty: none; the service builds no absolute URL, so none is needed.
+    forwarded_allow_ips: str = ""
 
     database_host: str = "localhost"
     database_port: int = Field(default=5432, ge=1, le=65535)
@@ -36,6 +50,28 @@ class CriticalSettings(ServiceSettings):
     pool_timeout: float = Field(default=2.0, gt=0, le=60)
     connect_timeout: int = Field(default=2, ge=1, le=60)
     statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """IP addresses or networks only: ``*`` would let any client forge them."""
+        entries = [part.strip() for part in value.split(",") if part.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    f"forwarded_allow_ips: {entry!r} is not an IP address or network"
+                ) from None
+        return ",".join(entries)
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_request(self) -> Self:
+        if self.request_buffer_bytes < self.max_body_bytes + 64 * 1024:
+            raise ValueError(
+                "request_buffer_bytes must hold at least one whole request (max_body_bytes + 65536)"
+            )
+        return self
 
     @classmethod
     def secret_file_fields(cls) -> tuple[str, ...]:

@@ -136,8 +136,12 @@ def install(
     readiness: Callable[[], Mapping[str, str]],
     store_problem: Callable[[Exception], Problem | None],
     openapi: Callable[[], dict[str, Any]],
+    describe_error: Callable[[BaseException], dict[str, Any]],
 ) -> None:
-    """Wire the shared behaviour into ``app``."""
+    """Wire the shared behaviour into ``app``.
+
+    ``describe_error`` gives the log fields of an unexpected error (without data it holds).
+    """
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     verifier = TokenVerifier.for_service(settings, settings.service_name)
     observer = RequestObserver(settings.cors_allowed_origins)
@@ -191,7 +195,7 @@ def install(
         if mapped is not None:
             logger.warning("store unavailable: %s", type(exc).__name__)
             return problem_response(mapped)
-        logger.error("unhandled error", exc_info=exc)
+        logger.error("unhandled error", extra=describe_error(exc))
         return problem_response(problems.internal_error())
 
     @app.get("/livez")

@@ -1,5 +1,7 @@
 """The gunicorn worker: drains on SIGTERM, closes when told, answers bad HTTP as problem+json.
 
+* Requests are received whole in the event loop before a thread serves them, with
+  deadlines, so slow clients cannot occupy the threads (services/critical/intake.py).
 * gunicorn's own workers stop accepting the moment SIGTERM arrives. On Kubernetes the
   endpoint removal lags behind, so this worker raises the app's draining flag
   (``/readyz`` turns 503), keeps serving for ``drain_seconds``, then stops gracefully.
@@ -14,18 +16,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from http import HTTPStatus
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
 from gunicorn import util
-from gunicorn.workers.gthread import ThreadWorker
 
 from services.common.health import Health
-from services.common.jsonbody import dumps
-from services.common.problems import PROBLEM_CONTENT_TYPE, Problem, internal_error
-from services.common.requestid import HEADER, choose_request_id, current_request_id
+from services.common.metrics import Metrics
+from services.common.problems import Problem, internal_error
+from services.common.requestid import choose_request_id, current_request_id
+from services.critical.intake import IntakeLimits, IntakeThreadWorker
+from services.critical.rawresponse import problem_bytes
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -88,19 +90,40 @@ def error_response(status: int, detail: str, request_id: str) -> bytes:
         problem = internal_error()
     else:
         problem = Problem(status, _SLUGS.get(status, "bad-request"), detail[:300])
-    body = dumps(problem.to_dict())
-    head = (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
-        "Connection: close\r\n"
-        f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"{HEADER}: {request_id}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    return problem_bytes(problem, request_id)
 
 
-class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
-    """``ThreadWorker`` with a drain delay, real ``Connection: close`` and JSON errors."""
+class ConnectionMetrics:
+    """The worker's connections, as Prometheus sees them."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._states = metrics.gauge(
+            "strata_http_connections", "Client connections by state.", ["state"]
+        ).labels
+        self._buffered = metrics.gauge(
+            "strata_http_request_buffer_bytes",
+            "Bytes of partly received requests held in the workers' event loops.",
+        ).labels(metrics.service)
+        self._cuts = metrics.counter(
+            "strata_http_connections_cut_total",
+            "Connections the server closed at a deadline or a limit, by reason.",
+            ["reason"],
+        ).labels
+        self._service = metrics.service
+
+    def connections(self, states: Mapping[str, int], buffered: int) -> None:
+        """Publish the number of connections in each state and the bytes they buffer."""
+        for state in ("idle", "reading", "busy", "closing"):
+            self._states(self._service, state).set(states.get(state, 0))
+        self._buffered.set(buffered)
+
+    def cut(self, reason: str) -> None:
+        """Count a connection closed for ``reason``."""
+        self._cuts(self._service, reason).inc()
+
+
+class DrainingThreadWorker(IntakeThreadWorker):
+    """The intake worker with a drain delay, real ``Connection: close`` and JSON errors."""
 
     flask_app: Any = None
 
@@ -110,6 +133,22 @@ class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
         app: WSGIApp = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn, untyped
         self.flask_app = app
         self.wsgi = honour_connection_close(app)
+        metrics: Metrics | None = getattr(app, "extensions", {}).get("strata.metrics")
+        if metrics is not None:
+            self.observer = ConnectionMetrics(metrics)
+
+    def intake_limits(self) -> IntakeLimits:
+        """Deadlines and sizes from the app's settings."""
+        settings = getattr(self.flask_app, "config", {}).get("STRATA_SETTINGS")
+        if settings is None:
+            return super().intake_limits()
+        return IntakeLimits(
+            read_timeout=settings.request_read_timeout,
+            idle_timeout=float(self.cfg.keepalive or settings.request_read_timeout),
+            max_body=settings.max_body_bytes,
+            buffer_budget=settings.request_buffer_bytes,
+            max_line=self.cfg.limit_request_line or 8190,
+        )
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Raise the draining flag now; stop accepting after the configured delay."""

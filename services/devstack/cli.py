@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.common.auth import audience_for, mint_token
 from services.common.settings import DEV_JWT_SECRET
@@ -18,15 +22,27 @@ ALL_SCOPES = {
 
 
 def _token(args: argparse.Namespace) -> int:
-    secret = os.environ.get("STRATA_JWT_SECRET") or DEV_JWT_SECRET
+    if args.private_key:
+        # RS256/ES256 with a locally generated key pair (docs/auth.md's worked example).
+        key = Path(args.private_key).read_text(encoding="utf-8")
+        private = serialization.load_pem_private_key(key.encode(), password=None)
+        algorithm = args.algorithm or (
+            "ES256" if isinstance(private, ec.EllipticCurvePrivateKey) else "RS256"
+        )
+    else:
+        key = os.environ.get("STRATA_JWT_SECRET") or DEV_JWT_SECRET
+        algorithm = args.algorithm or "HS256"
     scopes = (args.scope or ALL_SCOPES[args.service]).split()
     print(
         mint_token(
-            key=secret,
+            key=key,
+            algorithm=algorithm,
             audience=audience_for(args.service),
             scopes=scopes,
             subject=args.subject,
             ttl=args.ttl,
+            issuer=args.issuer,
+            key_id=args.kid,
         )
     )
     return 0
@@ -45,12 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser(
         "token",
-        help="mint a development token (HS256 with $STRATA_JWT_SECRET or the dev secret)",
+        help="mint a development token (HS256 with $STRATA_JWT_SECRET or the dev secret, "
+        "or RS256/ES256 with --private-key)",
     )
     token.add_argument("--service", choices=sorted(ALL_SCOPES), required=True)
     token.add_argument("--scope", help="space-separated scopes (default: all of the service)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.add_argument("--subject", default="developer", help="the token's sub claim")
+    token.add_argument("--issuer", help="the token's iss claim (when the service checks one)")
+    token.add_argument("--private-key", help="PEM private key file: sign RS256/ES256 with it")
+    token.add_argument(
+        "--algorithm",
+        choices=["HS256", "RS256", "ES256"],
+        help="default: HS256, or RS256/ES256 from the --private-key type",
+    )
+    token.add_argument("--kid", help="key id for the token header (JWKS key selection)")
     token.set_defaults(func=_token)
 
     run = sub.add_parser("run", help="run PostgreSQL, Redis and every service locally")

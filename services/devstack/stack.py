@@ -27,6 +27,7 @@ from services.devstack.redis import RedisServer
 
 OWNER_PASSWORD = "strata-dev-owner"  # noqa: S105 - throwaway local server
 APP_PASSWORD = "strata-dev-app"  # noqa: S105
+ML_OWNER_PASSWORD = "strata-dev-ml-owner"  # noqa: S105
 ML_PASSWORD = "strata-dev-ml"  # noqa: S105
 REDIS_PASSWORD = "strata-dev-redis"  # noqa: S105
 
@@ -47,6 +48,12 @@ def _port(preferred: int) -> int:
     return preferred
 
 
+def hs256(service: str) -> bool:
+    """Whether the service verifies development HS256 tokens (unless the environment says
+    ``STRATA_<SVC>_JWT_ALGORITHMS=RS256``/``ES256``, e.g. to try docs/auth.md locally)."""
+    return os.environ.get(f"STRATA_{service.upper()}_JWT_ALGORITHMS", "HS256").upper() == "HS256"
+
+
 def service_env(
     service: str, pg: PostgresServer | None, redis: RedisServer | None, port: int, tmp: Path
 ) -> dict[str, str]:
@@ -58,9 +65,10 @@ def service_env(
         f"{prefix}HOST": "127.0.0.1",
         f"{prefix}PORT": str(port),
         f"{prefix}WORKERS": "2",
-        f"{prefix}JWT_SECRET": os.environ.get("STRATA_JWT_SECRET", DEV_JWT_SECRET),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / f"metrics-{service}"),
     }
+    if hs256(service):  # a service set up for RS256/ES256 must get no secret (it refuses one)
+        env[f"{prefix}JWT_SECRET"] = os.environ.get("STRATA_JWT_SECRET", DEV_JWT_SECRET)
     if service == "critical" and pg:
         env |= {
             f"{prefix}DATABASE_HOST": "127.0.0.1",
@@ -73,6 +81,7 @@ def service_env(
             f"{prefix}DATABASE_HOST": "127.0.0.1",
             f"{prefix}DATABASE_PORT": str(pg.port),
             f"{prefix}DATABASE_PASSWORD": ML_PASSWORD,
+            f"{prefix}MIGRATION_PASSWORD": ML_OWNER_PASSWORD,
         }
     if service == "cache" and redis:
         env |= {
@@ -83,24 +92,33 @@ def service_env(
 
 
 def prepare_databases(pg: PostgresServer) -> None:
-    """Roles and databases as the chart makes them: an owner for critical, one user for ml."""
+    """Roles and databases as the chart makes them: an owner per service's database.
+
+    Each service's ``migrate`` (as the owner) creates the runtime role it then runs as.
+    """
     pg.psql(f"CREATE ROLE strata_owner LOGIN CREATEROLE PASSWORD '{OWNER_PASSWORD}'")
     pg.psql("CREATE DATABASE strata_critical OWNER strata_owner")
-    pg.psql(f"CREATE ROLE strata_ml LOGIN PASSWORD '{ML_PASSWORD}'")
+    pg.psql(f"CREATE ROLE strata_ml LOGIN CREATEROLE PASSWORD '{ML_OWNER_PASSWORD}'")
     pg.psql("CREATE DATABASE strata_ml OWNER strata_ml")
 
 
 def _examples(urls: dict[str, str]) -> str:
     lines = []
     for service, url in urls.items():
-        token = mint_token(
-            key=os.environ.get("STRATA_JWT_SECRET", DEV_JWT_SECRET),
-            audience=audience_for(service),
-            scopes=ALL_SCOPES[service].split(),
-            ttl=12 * 3600,
-        )
         lines.append(f"\n{service}: {url}   (metrics {url}/metrics, spec {url}/openapi.json)")
-        lines.append(f"  export {service.upper()}_TOKEN={token}")
+        if hs256(service):
+            token = mint_token(
+                key=os.environ.get("STRATA_JWT_SECRET", DEV_JWT_SECRET),
+                audience=audience_for(service),
+                scopes=ALL_SCOPES[service].split(),
+                ttl=12 * 3600,
+            )
+            lines.append(f"  export {service.upper()}_TOKEN={token}")
+        else:
+            lines.append(
+                f"  export {service.upper()}_TOKEN=$(strata token --service {service} "
+                "--private-key PRIVATE_KEY.pem)   # signed by your identity provider's key"
+            )
         auth = f'-H "Authorization: Bearer ${service.upper()}_TOKEN"'
         if service == "critical":
             lines.append(

@@ -23,14 +23,19 @@ def serve() -> None:
 
 
 def migrate() -> None:
-    """Create the ml tables and indexes if missing (advisory-locked, idempotent)."""
+    """As the owner role: tables, indexes and the runtime role (advisory-locked, idempotent)."""
     import asyncio
 
     from services.ml.settings import MlDatabaseSettings
+    from services.ml.store.roles import RoleError
     from services.ml.store.schema import migrate as run
 
-    tables = asyncio.run(run(MlDatabaseSettings()))
-    print(f"ml schema ready: {', '.join(tables)}")
+    settings = MlDatabaseSettings()
+    try:
+        tables = asyncio.run(run(settings))
+    except RoleError as exc:
+        sys.exit(f"ml migrate refused: {exc}")
+    print(f"ml schema ready: {', '.join(tables)}; runtime role {settings.database_user} granted")
 
 
 def main(argv: list[str]) -> int:

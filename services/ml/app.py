@@ -12,6 +12,7 @@ from services.common.logs import configure_logging
 from services.common.sanic_support import check_with_timeout, install
 from services.ml.api import v1
 from services.ml.context import MlContext, MlMetrics
+from services.ml.exports import ExportSlots
 from services.ml.settings import MlSettings
 from services.ml.spec import openapi_document
 from services.ml.store import Store
@@ -45,6 +46,7 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         capacity = settings.pool_size + settings.max_overflow
         app.ctx.ml_metrics = MlMetrics(app.ctx.metrics, capacity)
         app.ctx.store = Store(settings, on_pool_change=app.ctx.ml_metrics.pool_changed)
+        app.ctx.exports = ExportSlots(settings.export_max_concurrent, settings.export_retry_after)
 
     @app.after_server_stop
     async def _close_store(app: MlApp) -> None:

@@ -10,6 +10,7 @@ from sanic import Request
 from services.common.cache import CachingVerifier
 from services.common.health import Health
 from services.common.metrics import Metrics
+from services.ml.exports import ExportSlots
 from services.ml.settings import MlSettings
 from services.ml.store import Store
 
@@ -34,6 +35,14 @@ class MlMetrics:
             "Database connections the pools may open (summed over workers).",
         )
         capacity.labels(self.service).set(pool_capacity)
+        self.exports_refused: Counter = metrics.counter(
+            "strata_ml_exports_refused",
+            "Exports refused with 429 because the worker's export budget was in use.",
+        )
+        self.exports_stalled: Counter = metrics.counter(
+            "strata_ml_exports_stalled",
+            "Exports aborted because the client left the stream unread past the deadline.",
+        )
 
     def pool_changed(self, in_use: int) -> None:
         """Record this worker's checked-out connections."""
@@ -47,6 +56,14 @@ class MlMetrics:
         """Documents sent by an export."""
         self.exported.labels(self.service).inc(n)
 
+    def export_refused(self) -> None:
+        """An export answered 429."""
+        self.exports_refused.labels(self.service).inc()
+
+    def export_stalled(self) -> None:
+        """An export cut off because its client stopped reading."""
+        self.exports_stalled.labels(self.service).inc()
+
 
 class MlContext:
     """What every worker holds; filled by ``install`` and the ml listeners."""
@@ -57,6 +74,7 @@ class MlContext:
     metrics: Metrics
     ml_metrics: MlMetrics
     store: Store
+    exports: ExportSlots
 
 
 def ctx(request: Request) -> MlContext:

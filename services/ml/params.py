@@ -191,6 +191,49 @@ def next_document_cursor(created_at: datetime, doc_id: str) -> str:
     return encode_cursor({"t": created_at.isoformat(), "i": doc_id})
 
 
+_MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class SampleCursor:
+    """Where a sample continues: its seed, the last ``(rank, id)`` sent, how many so far."""
+
+    seed: str
+    rank: str
+    id: str
+    served: int
+
+
+def sample_cursor(raw: str, seed: str | None, n: int) -> SampleCursor:
+    """Decode a sample's cursor; 400 ``invalid-cursor`` unless it continues this sample.
+
+    It must carry a seed (the same as ``seed`` when one is given), a rank and a document
+    id as the service makes them, and a count of documents already served below ``n``.
+    """
+    key = decode_cursor(raw, ("s", "r", "i", "k"))
+    s, r, i, k = key["s"], key["r"], key["i"], key["k"]
+    valid = (
+        isinstance(s, str)
+        and 0 < len(s) <= 128
+        and s.isprintable()
+        and (not seed or seed == s)
+        and isinstance(r, str)
+        and _MD5_HEX.fullmatch(r) is not None
+        and isinstance(i, str)
+        and DOCUMENT_ID.fullmatch(i) is not None
+        and type(k) is int
+        and 0 < k < n
+    )
+    if not valid:
+        raise Problem(400, "invalid-cursor", "cursor is not valid for this sample")
+    return SampleCursor(s, r, i, k)
+
+
+def next_sample_cursor(seed: str, rank: str, doc_id: str, served: int) -> str:
+    """The cursor that continues a sample after this document."""
+    return encode_cursor({"s": seed, "r": rank, "i": doc_id, "k": served})
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396 JSON merge patch: objects merge recursively, ``null`` deletes a key."""
     if not isinstance(patch, dict):

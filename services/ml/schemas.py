@@ -39,7 +39,7 @@ class Document(BaseModel):
 
 
 class DocumentPage(BaseModel):
-    """A keyset page of documents."""
+    """A keyset page of documents: at most ``limit``, fewer once their data fills the page."""
 
     items: list[Document]
     next_cursor: str | None
@@ -74,7 +74,12 @@ class Count(BaseModel):
 
 
 class Sample(BaseModel):
-    """``documents:sample``: the seed makes it reproducible."""
+    """``documents:sample``: the seed makes it reproducible.
+
+    ``next_cursor`` is set when the sample's data filled the response before ``n``
+    documents: it fetches the rest of the same sample.
+    """
 
     items: list[Document]
     seed: str
+    next_cursor: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,18 +13,27 @@ from sqlalchemy import URL
 from services.common.settings import ServiceSettings
 
 PREFIX = "STRATA_ML_"
+MIB = 1024 * 1024
+_PASSWORD_FIELDS = ("database_password", "migration_password")
 
 
 class MlDatabaseSettings(BaseSettings):
-    """What reaching the database takes; all ``migrate`` needs (no JWT key required)."""
+    """What reaching the database takes; all ``migrate`` needs (no JWT key required).
+
+    Two roles: the service connects as ``database_user``, a runtime role that may only read
+    and write rows; ``migrate`` connects as ``migration_user``, the owner of the tables, and
+    creates or updates the runtime role and its grants.
+    """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
 
     database_host: str = "localhost"
     database_port: int = Field(default=5432, ge=1, le=65535)
     database_name: str = "strata_ml"
-    database_user: str = "strata_ml"
+    database_user: str = "strata_ml_app"
     database_password: SecretStr | None = None
+    migration_user: str = "strata_ml"
+    migration_password: SecretStr | None = None
 
     # Per worker process: workers x (pool_size + max_overflow) must fit max_connections.
     pool_size: int = Field(default=5, ge=1, le=100)
@@ -35,20 +44,28 @@ class MlDatabaseSettings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _password_file(cls, data: Any) -> Any:
-        """``STRATA_ML_DATABASE_PASSWORD_FILE`` may hold the password (Kubernetes Secret)."""
-        path = os.environ.get(f"{PREFIX}DATABASE_PASSWORD_FILE")
-        if isinstance(data, dict) and path and not data.get("database_password"):
-            data["database_password"] = Path(path).read_text(encoding="utf-8").strip()
+    def _password_files(cls, data: Any) -> Any:
+        """``STRATA_ML_DATABASE_PASSWORD_FILE`` / ``..._MIGRATION_PASSWORD_FILE`` (Secrets)."""
+        for name in _PASSWORD_FIELDS:
+            path = os.environ.get(f"{PREFIX}{name.upper()}_FILE")
+            if isinstance(data, dict) and path and not data.get(name):
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
         return data
 
-    def database_url(self, driver: str = "asyncpg") -> URL:
-        """The SQLAlchemy URL of the ml database (holds the password: never log it)."""
-        password = self.database_password.get_secret_value() if self.database_password else None
+    def database_url(self, driver: str = "asyncpg", *, migration: bool = False) -> URL:
+        """The SQLAlchemy URL of the ml database (holds the password: never log it).
+
+        The runtime role's by default; the owner role's when ``migration``.
+        """
+        user, secret = (
+            (self.migration_user, self.migration_password)
+            if migration
+            else (self.database_user, self.database_password)
+        )
         return URL.create(
             f"postgresql+{driver}",
-            username=self.database_user,
-            password=password,
+            username=user,
+            password=secret.get_secret_value() if secret else None,
             host=self.database_host,
             port=self.database_port,
             database=self.database_name,
@@ -69,5 +86,38 @@ class MlSettings(ServiceSettings, MlDatabaseSettings):
     max_document_bytes: int = Field(default=1_048_576, ge=64)
     bulk_max_documents: int = Field(default=10_000, ge=1, le=1_000_000)
     bulk_max_bytes: int = Field(default=33_554_432, ge=1024)
-    export_batch_size: int = Field(default=2000, ge=1, le=100_000)
     max_sample: int = Field(default=10_000, ge=1, le=1_000_000)
+    # A page or a sample stops adding documents once their data reached this many bytes.
+    page_max_bytes: int = Field(default=4 * MIB, ge=1024, le=256 * MIB)
+
+    # Exports: rows per cursor fetch and bytes of lines held at once (lines up to
+    # bytes/rows come with a fetch, larger documents are rendered by id in byte-cut
+    # queries), how many may run at once per worker (each holds a pooled connection), what
+    # a refused one is told, and how long a client may leave the stream unread.
+    export_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    export_batch_bytes: int = Field(default=4 * MIB, ge=1024, le=256 * MIB)
+    export_max_concurrent: int = Field(default=2, ge=1, le=100)
+    export_retry_after: int = Field(default=5, ge=1, le=3600)
+    export_send_timeout: float = Field(default=30.0, gt=0, le=3600)
+
+    @property
+    def page_first_rows(self) -> int:
+        """Documents a page or sample renders first: those that fit at the largest size."""
+        return max(1, self.page_max_bytes // self.max_document_bytes)
+
+    @property
+    def export_first_rows(self) -> int:
+        """Rows of an export's first batch: those that fit at the largest document size."""
+        return max(
+            1, min(self.export_batch_size, self.export_batch_bytes // self.max_document_bytes)
+        )
+
+    @model_validator(mode="after")
+    def _exports_leave_connections(self) -> Self:
+        """Exports never take every pooled connection: other requests keep at least one."""
+        if self.export_max_concurrent >= self.pool_size + self.max_overflow:
+            raise ValueError(
+                "export_max_concurrent must be below pool_size + max_overflow "
+                f"({self.pool_size + self.max_overflow}): exports would starve other requests"
+            )
+        return self

@@ -54,6 +54,10 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
         413,
         "the body, a bulk body (bytes or documents) or a document's data is over its limit",
     ),
+    "too-many-exports": (
+        429,
+        "the worker already streams as many exports as it may; retry after Retry-After seconds",
+    ),
 }
 
 
@@ -203,8 +207,14 @@ def _v1(max_sample: int) -> tuple[Operation, ...]:
                 _FILTER,
                 *_RANGE,
                 _FIELDS,
+                Param(
+                    "cursor",
+                    "query",
+                    {"type": "string"},
+                    description="next_cursor of a sample that filled its response early",
+                ),
             ),
-            errors=(404, 422, 503),
+            errors=(400, 404, 422, 503),
         ),
         Operation(
             "GET",
@@ -214,7 +224,7 @@ def _v1(max_sample: int) -> tuple[Operation, ...]:
             response_schema={"type": "string"},
             response_content_type="application/x-ndjson",
             params=(_NAME, _FILTER, *_RANGE, _FIELDS),
-            errors=(404, 422, 503),
+            errors=(404, 422, 429, 503),
         ),
     )
 
@@ -224,15 +234,27 @@ OPERATIONS = operations()
 DESCRIPTION = """JSON documents on PostgreSQL JSONB for machine-learning jobs.
 
 HEAD is answered wherever GET is (same status and headers, no body). Every endpoint
-refuses query parameters it does not take (422). Errors are RFC 9457 problem details."""
+refuses query parameters it does not take (422). Errors are RFC 9457 problem details.
+Pages and samples are bounded in bytes as well as in documents: one stops early once its
+documents' data reaches the service's page budget, and its next_cursor continues it.
+At most a few exports stream at once per worker; one more is answered 429 with
+Retry-After."""
 
 
 def openapi_document(version: str, max_sample: int = DEFAULT_MAX_SAMPLE) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the ml service."""
-    return build_openapi(
+    document = build_openapi(
         title="Strata ml",
         version=version,
         operations=operations(max_sample),
         description=DESCRIPTION,
         problem_types=PROBLEM_TYPES,
     )
+    # Every 429 says when to retry (common declares Retry-After for 503 only).
+    for operation in document["paths"].values():
+        for answer in operation.values():
+            if "429" in answer["responses"]:
+                answer["responses"]["429"]["headers"] = {
+                    "Retry-After": {"schema": {"type": "string"}}
+                }
+    return document

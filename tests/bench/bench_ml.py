@@ -6,6 +6,10 @@ then, on 1,000,000 documents (BENCH_ML_ROWS to change):
 * ingest: ``\\copy ... FROM`` by psql vs HTTP ``documents:bulk`` (10,000 per request,
   two clients so both workers work), each into an empty table with the same indexes;
 * export: ``\\copy (SELECT ...) TO`` by psql vs HTTP ``export`` of the same rows;
+* large documents (200 x ~0.9 MB): the peak RSS growth of a worker and the time of
+  exports, pages and samples, next to small documents (tests/bench/ml_memory.py); with
+  ``BENCH_ML_BASELINE=<git revision>`` the same reads on that revision's service, in the
+  same run, for before/after figures;
 * EXPLAIN (ANALYZE, BUFFERS) of a filtered listing and of the export query;
 * with psycopg 3 installed, a short asyncpg-vs-psycopg comparison under SQLAlchemy.
 
@@ -31,11 +35,13 @@ from services.common.settings import DEV_JWT_SECRET
 from services.devstack.postgres import PostgresServer
 from services.ml.settings import MlDatabaseSettings
 from services.ml.store.schema import migrate
+from tests.bench.ml_memory import Baseline, Served, large_documents
 from tests.support.process import ServiceProcess
 
 ROWS = int(os.environ.get("BENCH_ML_ROWS", "1000000"))
 BATCH = 10_000
-ROLE, PASSWORD, DB = "strata_ml", "bench-pw", "strata_ml"
+ROLE, PASSWORD, DB = "strata_ml", "bench-pw", "strata_ml"  # the owner (migrate, psql, drivers)
+APP_ROLE, APP_PASSWORD = "strata_ml_app", "bench-app-pw"  # the runtime role the service uses
 SPLITS = ("train", "valid", "test")
 
 
@@ -72,23 +78,27 @@ def main() -> None:
     work.chmod(0o755)
     service: ServiceProcess | None = None
     try:
-        server.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        server.psql(f"CREATE ROLE {ROLE} LOGIN CREATEROLE PASSWORD '{PASSWORD}'")
         server.psql(f"CREATE DATABASE {DB} OWNER {ROLE}")
         env = {
             "STRATA_ML_DATABASE_HOST": "127.0.0.1",
             "STRATA_ML_DATABASE_PORT": str(server.port),
             "STRATA_ML_DATABASE_NAME": DB,
-            "STRATA_ML_DATABASE_USER": ROLE,
-            "STRATA_ML_DATABASE_PASSWORD": PASSWORD,
+            "STRATA_ML_DATABASE_USER": APP_ROLE,
+            "STRATA_ML_DATABASE_PASSWORD": APP_PASSWORD,
+            "STRATA_ML_MIGRATION_USER": ROLE,
+            "STRATA_ML_MIGRATION_PASSWORD": PASSWORD,
             "STRATA_ML_LOG_LEVEL": "WARNING",
         }
-        asyncio.run(
-            migrate(
-                MlDatabaseSettings(
-                    database_port=server.port, database_host="127.0.0.1", database_password=PASSWORD
-                )
-            )
-        )  # type: ignore[arg-type]
+        settings = MlDatabaseSettings(
+            database_port=server.port,
+            database_host="127.0.0.1",
+            database_user=APP_ROLE,
+            database_password=APP_PASSWORD,
+            migration_user=ROLE,
+            migration_password=PASSWORD,
+        )
+        asyncio.run(migrate(settings))
         workers = int(os.environ.get("STRATA_ML_WORKERS", "2"))
         service = ServiceProcess("ml", env, work, workers=workers).start()
         token = mint_token(
@@ -174,6 +184,22 @@ def main() -> None:
 
         http_out = timed("HTTP export (curl)", export)
         assert exported == ROWS, exported
+        services: dict[str, Served] = {"this": service}
+        ref = os.environ.get("BENCH_ML_BASELINE")
+        if ref:
+            # The baseline may predate the role split: it connects as the owner.
+            old_env = {
+                **env,
+                "STRATA_ML_DATABASE_USER": ROLE,
+                "STRATA_ML_DATABASE_PASSWORD": PASSWORD,
+            }
+            baseline = Baseline(ref, old_env, work, workers).start()
+            services["baseline"] = baseline
+        try:
+            large = large_documents(server, DB, services, client, token, ("httpload", ROWS))
+        finally:
+            if ref:
+                baseline.stop()
 
         print(f"\nresults for {ROWS} documents ({workers} workers)")
         print(
@@ -186,6 +212,8 @@ def main() -> None:
             f" ratio {copy_data / http_out:.2f} (vs data) / {copy_lines / http_out:.2f}"
             " (vs the same lines)"
         )
+        print(f"\n{len(large)} figures of large documents (median time / largest RSS growth)")
+        print("\n".join(large))
 
         print("\nEXPLAIN: selective filtered listing (first page; 2% of rows match)")
         flt = json.dumps({"split": "valid", "label": 4, "meta": {"source": "cam-14"}})

@@ -7,7 +7,6 @@ flow and its checks (a wrong balance must fail it) without a cluster.
 
 from __future__ import annotations
 
-import base64
 import os
 import shlex
 import stat
@@ -28,7 +27,11 @@ LOGGING_STUB = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$STUB_LOG"
 case "$(basename "$0") $*" in
   "kind get clusters"*) exit 0 ;;
-  "kubectl get secret"*) printf '%s' "$STUB_SECRET_B64" ;;
+  "kubectl get secret"*)  # each service's own secret: <STUB_SECRET>-<service>
+    for svc in critical ml cache; do
+      case "$*" in *"-$svc-jwt "*) printf '%s-%s' "$STUB_SECRET" "$svc" | base64 -w0; exit 0 ;; esac
+    done
+    exit 1 ;;
 esac
 exit 0
 """
@@ -79,7 +82,8 @@ if not auth.startswith("Bearer "):
 def b64(part):
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 head, payload, sig = auth[7:].split(".")
-want = hmac.new(os.environ["STUB_SECRET"].encode(), f"{head}.{payload}".encode(), hashlib.sha256)
+own = f"{os.environ['STUB_SECRET']}-{service}".encode()  # signed with this service's key only
+want = hmac.new(own, f"{head}.{payload}".encode(), hashlib.sha256)
 assert hmac.compare_digest(b64(sig), want.digest()), "bad signature"
 assert json.loads(b64(head))["alg"] == "HS256"
 claims = json.loads(b64(payload))
@@ -153,7 +157,6 @@ def stub_env(tmp_path: Path) -> dict[str, str]:
         "STUB_LOG": str(tmp_path / "calls.log"),
         "STUB_STATE": str(tmp_path / "state.json"),
         "STUB_SECRET": SECRET,
-        "STUB_SECRET_B64": base64.b64encode(SECRET.encode()).decode(),
     }
 
 
@@ -179,6 +182,7 @@ def test_kind_script_flow_with_stand_in_tools(stub_env: dict[str, str]) -> None:
             "kubectl apply -f https://raw.githubusercontent.com/kubernetes/ingress-nginx/",
             "kubectl patch configmap ingress-nginx-controller",
             "kubectl rollout restart deployment ingress-nginx-controller",
+            "kubectl create secret tls strata-tls -n strata",
             "helm upgrade --install strata",
             "helm test strata",
             "helm upgrade strata",
@@ -190,6 +194,9 @@ def test_kind_script_flow_with_stand_in_tools(stub_env: dict[str, str]) -> None:
     install = next(c for c in calls if c.startswith("helm upgrade --install"))
     words = shlex.split(install)
     assert "--wait" in words
+    # The Ingress needs a host; TLS stays on (the chart's default) with the test certificate.
+    assert {"ingress.enabled=true", "ingress.host=strata.kind.test"} <= set(words)
+    assert not [w for w in words if w.startswith("ingress.tls")]
     for svc in ("critical", "ml", "cache"):
         assert f"{svc}.image.pullPolicy=Never" in words
         assert f"kind load docker-image strata-{svc}:e2e --name strata-e2e" in calls

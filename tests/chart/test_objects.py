@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from .conftest import (
 
 SERVICES = ("critical", "ml", "cache")
 PREFIX = {s: f"STRATA_{s.upper()}_" for s in SERVICES}
+SECRETS_DIR = "/var/run/secrets/strata"
 
 
 def workloads(r: Render) -> list[dict[str, Any]]:
@@ -101,7 +103,7 @@ def test_services_probe_livez_and_readyz_and_drain(rendered: Render) -> None:
         # preStop sleep + drain + a graceful shutdown all fit in the grace period.
         assert spec["terminationGracePeriodSeconds"] >= sleep + drain + 10
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-        assert mounts == {"/tmp": "tmp"}
+        assert mounts == {"/tmp": "tmp", SECRETS_DIR: "secrets"}
         assert {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}} in spec["volumes"]
         assert spec["securityContext"]["runAsUser"] == 10001
         assert spec["securityContext"]["runAsGroup"] == 10001
@@ -193,6 +195,9 @@ def test_secret_and_configmap_references_resolve(rendered: Render) -> None:
                 refs.append(("Secret", vol["secret"]["secretName"], None))
             if "configMap" in vol:
                 refs.append(("ConfigMap", vol["configMap"]["name"], None))
+            for src in vol.get("projected", {}).get("sources", []):
+                for item in src["secret"]["items"]:
+                    refs.append(("Secret", src["secret"]["name"], item["key"]))
     assert refs
     for kind, name, key in refs:
         if kind == "Secret" and name in external:
@@ -241,12 +246,24 @@ def documented_variables() -> dict[str, set[str]]:
     return out
 
 
+#: One of these tells each service where its token key comes from (never the key itself).
+KEY_SOURCES = {"JWT_SECRET_FILE", "JWT_PUBLIC_KEY_FILE", "JWT_JWKS_URL"}
+
+
 def test_env_is_exactly_the_documented_contract(rendered: Render) -> None:
     documented = documented_variables()
-    assert documented["common"] >= {"ENVIRONMENT", "JWT_SECRET", "WORKERS", "DRAIN_SECONDS"}
+    assert documented["common"] >= {
+        "ENVIRONMENT",
+        "JWT_ALGORITHMS",
+        *KEY_SOURCES,
+        "WORKERS",
+        "DRAIN_SECONDS",
+    }
     for svc in SERVICES:
         prefix = PREFIX[svc]
         allowed = {prefix + n for n in documented["common"] | documented[svc]}
+        # "Any secret may instead be given as a file: `<NAME>_FILE=/path`" (configuration.md)
+        allowed |= {name + "_FILE" for name in allowed}
         allowed.add("PROMETHEUS_MULTIPROC_DIR")
         names = set(config_env(rendered, svc)) | container_env(rendered, svc)
         spec = pod_spec(rendered.get("Deployment", f"strata-{svc}"))
@@ -257,24 +274,141 @@ def test_env_is_exactly_the_documented_contract(rendered: Render) -> None:
         assert not undocumented, (
             f"{svc} sets variables docs/configuration.md does not list: {undocumented}"
         )
-        for required in ("ENVIRONMENT", "JWT_SECRET", "WORKERS", "DRAIN_SECONDS"):
+        for required in ("ENVIRONMENT", "JWT_ALGORITHMS", "WORKERS", "DRAIN_SECONDS"):
             assert prefix + required in names, f"{svc} lacks {prefix}{required}"
+        sources = {n.removeprefix(prefix) for n in names} & KEY_SOURCES
+        assert len(sources) == 1, f"{svc} must get exactly one token key source: {sources}"
         assert config_env(rendered, svc)[prefix + "ENVIRONMENT"] == "production"
         assert config_env(rendered, svc)["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/prometheus"
 
 
+def mounted_secret_files(spec: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """Path -> Secret key of every secret file the container can read."""
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        vol = volumes.get(mount["name"], {})  # volumeClaimTemplates are not listed
+        for src in vol.get("projected", {}).get("sources", []):
+            for item in src["secret"]["items"]:
+                files[f"{mount['mountPath']}/{item['path']}"] = item["key"]
+        for item in vol.get("secret", {}).get("items", []):
+            files[f"{mount['mountPath']}/{item['path']}"] = item["key"]
+        assert "secret" not in vol or "items" in vol["secret"], "mount only the keys needed"
+    return files
+
+
 def test_critical_runtime_gets_only_runtime_credentials(rendered: Render) -> None:
     main = container_env(rendered, "critical")
-    assert "STRATA_CRITICAL_DATABASE_PASSWORD" in main
+    assert "STRATA_CRITICAL_DATABASE_PASSWORD_FILE" in main
     assert not {n for n in main if "MIGRATION" in n}
     migrate = container_env(rendered, "critical", "migrate")
     assert {
         "STRATA_CRITICAL_MIGRATION_USER",
-        "STRATA_CRITICAL_MIGRATION_PASSWORD",
-        "STRATA_CRITICAL_DATABASE_PASSWORD",
+        "STRATA_CRITICAL_MIGRATION_PASSWORD_FILE",
+        "STRATA_CRITICAL_DATABASE_PASSWORD_FILE",
     } <= migrate
-    assert "STRATA_CRITICAL_JWT_SECRET" not in migrate, "migrate verifies no tokens"
+    assert not {n for n in migrate if "JWT" in n}, "migrate verifies no tokens"
     assert config_env(rendered, "critical")["STRATA_CRITICAL_DATABASE_USER"] == "strata_app"
+    # The files each container can read, not only the variables naming them.
+    spec = pod_spec(rendered.get("Deployment", "strata-critical"))
+    keys = effective_values(rendered)["postgresqlCritical"]["auth"]["secretKeys"]
+    (server,) = spec["containers"]
+    jwks = bool(effective_values(rendered)["auth"]["critical"]["jwksUrl"])
+    token_key = set() if jwks else {f"{SECRETS_DIR}/jwt-secret"}  # a JWKS needs no key file
+    assert set(mounted_secret_files(spec, server)) == {
+        *token_key,
+        f"{SECRETS_DIR}/database-password",
+    }
+    files = mounted_secret_files(spec, server)
+    assert files[f"{SECRETS_DIR}/database-password"] == keys["appPasswordKey"]
+    (migrate_c,) = [c for c in spec["initContainers"] if c["name"] == "migrate"]
+    assert mounted_secret_files(spec, migrate_c) == {
+        f"{SECRETS_DIR}/database-password": keys["appPasswordKey"],
+        f"{SECRETS_DIR}/migration-password": keys["ownerPasswordKey"],
+    }
+    (wait,) = [c for c in spec["initContainers"] if c["name"] == "wait-for-database"]
+    assert mounted_secret_files(spec, wait) == {}
+
+
+def test_secrets_are_read_only_files_not_environment(rendered: Render) -> None:
+    """Every Strata container and the Redis server get secrets as files: read-only, mode
+    0440 (group = the pod's fsGroup), only the keys they need; *_FILE names an existing file.
+    (The PostgreSQL StatefulSets are the accepted exception: checkov-skips.yaml.)"""
+    for name, spec in pods(rendered):
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        secret_vols = {n for n, v in volumes.items() if "projected" in v or "secret" in v}
+        for vol in secret_vols:
+            mode = (volumes[vol].get("projected") or volumes[vol].get("secret"))["defaultMode"]
+            assert mode & 0o037 == 0 and mode & 0o400, f"{name}/{vol}: mode {oct(mode)}"
+        if secret_vols:
+            assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+        for c in all_containers(spec):
+            where = f"{name}/{c['name']}"
+            env = c.get("env", [])
+            if "postgresql" not in name:
+                assert not [e for e in env if "secretKeyRef" in e.get("valueFrom", {})], where
+            assert not [s for s in c.get("envFrom", []) if "secretRef" in s], where
+            for mount in c.get("volumeMounts", []):
+                if mount["name"] in secret_vols:
+                    assert mount.get("readOnly") is True, where
+            files = mounted_secret_files(spec, c)
+            for e in env:
+                if e["name"].endswith("_FILE") and e["value"].startswith(SECRETS_DIR):
+                    assert e["value"] in files, f"{where}: {e['name']} names no mounted file"
+    # No two containers share a secrets volume: each mounts exactly what it needs.
+    for name, spec in pods(rendered):
+        users: dict[str, list[str]] = {}
+        for c in all_containers(spec):
+            for m in c.get("volumeMounts", []):
+                if m["mountPath"] == SECRETS_DIR:
+                    users.setdefault(m["name"], []).append(c["name"])
+        assert all(len(u) == 1 for u in users.values()), f"{name}: {users}"
+
+
+def test_ml_runtime_gets_only_runtime_credentials(rendered: Render) -> None:
+    auth = effective_values(rendered)["postgresqlMl"]["auth"]
+    keys = auth["secretKeys"]
+    spec = pod_spec(rendered.get("Deployment", "strata-ml"))
+
+    def container(name: str) -> dict[str, Any]:
+        (c,) = [c for c in all_containers(spec) if c["name"] == name]
+        return c
+
+    def file_keys(name: str) -> dict[str, str]:
+        """Env var -> Secret key of the file it names."""
+        c = container(name)
+        files = mounted_secret_files(spec, c)
+        return {e["name"]: files[e["value"]] for e in c.get("env", []) if e.get("value") in files}
+
+    main = container_env(rendered, "ml")
+    assert not {n for n in main if "MIGRATION" in n}
+    assert file_keys("ml")["STRATA_ML_DATABASE_PASSWORD_FILE"] == keys["appPasswordKey"]
+    assert keys["passwordKey"] not in file_keys("ml").values(), "the owner's password stays out"
+    migrate = container_env(rendered, "ml", "migrate")
+    assert "STRATA_ML_MIGRATION_USER" in migrate
+    assert not {n for n in migrate if "JWT" in n}, "migrate verifies no tokens"
+    assert file_keys("migrate") == {
+        "STRATA_ML_DATABASE_PASSWORD_FILE": keys["appPasswordKey"],
+        "STRATA_ML_MIGRATION_PASSWORD_FILE": keys["passwordKey"],
+    }
+    owner = {e["name"]: e for e in container("migrate")["env"]}
+    assert owner["STRATA_ML_MIGRATION_USER"]["value"] == auth["username"]
+    assert config_env(rendered, "ml")["STRATA_ML_DATABASE_USER"] == auth["appUsername"]
+    assert auth["appUsername"] != auth["username"]
+
+
+def test_bundled_ml_database_bootstraps_the_owner_and_both_passwords(render: RenderFn) -> None:
+    r = render(None)
+    server = pod_spec(r.get("StatefulSet", "strata-postgresql-ml"))["containers"][0]
+    env = {e["name"]: e for e in server["env"]}
+    # The server's superuser is ml's owner role; the runtime role is migrate's to create.
+    assert env["POSTGRES_USER"]["value"] == "strata_ml"
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
+    assert set(r.get("Secret", "strata-postgresql-ml")["data"]) == {"password", "app-password"}
+    config = config_env(r, "ml")
+    assert config["STRATA_ML_DATABASE_USER"] == "strata_ml_app"
+    assert config["STRATA_ML_EXPORT_MAX_CONCURRENT"] == "2"
+    assert config["STRATA_ML_PAGE_MAX_BYTES"] == "4194304"
 
 
 def test_migrations_run_as_init_containers(rendered: Render) -> None:
@@ -366,8 +500,21 @@ API_PATHS = {
 
 
 def test_ingress_routes_exactly_the_api_roots(rendered: Render) -> None:
+    ingress = effective_values(rendered)["ingress"]
+    if not ingress["enabled"]:
+        assert rendered.kind("Ingress") == []
+        return
     (ing,) = rendered.kind("Ingress")
     (rule,) = ing["spec"]["rules"]
+    assert rule["host"] == ingress["host"], "an Ingress always names its host"
+    if ingress["tls"]["enabled"]:
+        (tls,) = ing["spec"]["tls"]
+        assert tls["hosts"] == [ingress["host"]]
+        assert tls["secretName"] == (ingress["tls"]["secretName"] or "strata-tls")
+    else:
+        assert "tls" not in ing["spec"]
+    # Controller-neutral: nothing but what the values ask for.
+    assert ing["metadata"].get("annotations", {}) == ingress["annotations"]
     got = {
         (p["path"], p["pathType"], p["backend"]["service"]["name"].removeprefix("strata-"))
         for p in rule["http"]["paths"]
@@ -397,9 +544,25 @@ def test_ingress_paths_cover_every_api_root_of_api_md() -> None:
         assert any(root == p or root.startswith(p + "/") for p in routed), root
 
 
+def test_ingress_is_off_by_default_and_tls_when_on(render: RenderFn) -> None:
+    """No Ingress without a host; once enabled with one, TLS is on with <fullname>-tls."""
+    assert render(None).kind("Ingress") == []
+    r = render(None, sets=("ingress.enabled=true", "ingress.host=api.example.com"))
+    (ing,) = r.kind("Ingress")
+    assert ing["spec"]["tls"] == [{"hosts": ["api.example.com"], "secretName": "strata-tls"}]
+    assert "ingressClassName" not in ing["spec"], "the cluster's default class"
+
+
 def test_ingress_without_colon_paths(render: RenderFn) -> None:
     """ingress.batchPathType=ImplementationSpecific: no ':' anywhere, /v1/kv a string prefix."""
-    r = render(None, sets=("ingress.batchPathType=ImplementationSpecific",))
+    r = render(
+        None,
+        sets=(
+            "ingress.enabled=true",
+            "ingress.host=api.example.com",
+            "ingress.batchPathType=ImplementationSpecific",
+        ),
+    )
     (ing,) = r.kind("Ingress")
     paths = {(p["path"], p["pathType"]) for p in ing["spec"]["rules"][0]["http"]["paths"]}
     assert ("/v1/kv", "ImplementationSpecific") in paths
@@ -521,12 +684,44 @@ def test_stores_follow_the_official_images(render: RenderFn) -> None:
         assert "storageClassName" not in vct["spec"], "default StorageClass unless set"
     redis = pod_spec(r.get("StatefulSet", "strata-redis"))["containers"][0]
     assert redis["image"] == "redis:7-bookworm"
-    assert redis["args"][0] == "redis-server"
+    assert redis["command"][:2] == ["sh", "-c"]
+    assert redis["command"][2].rstrip().endswith('exec redis-server "$conf" "$@"')
     args = " ".join(redis["args"])
     assert "--appendonly yes" in args
     assert "--dir /data" in args
-    assert "--requirepass $(REDIS_PASSWORD)" in args
     assert {m["mountPath"] for m in redis["volumeMounts"]} >= {"/data"}
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_redis_password_is_on_no_command_line_and_in_no_environment(
+    render: RenderFn, auth: bool
+) -> None:
+    """The password reaches redis-server through a generated config file and the probe
+    through REDISCLI_AUTH, both read from the mounted Secret file (tests/e2e/images runs
+    this StatefulSet's container and checks the processes)."""
+    r = render(None, sets=(f"redis.auth.enabled={str(auth).lower()}",))
+    spec = pod_spec(r.get("StatefulSet", "strata-redis"))
+    (c,) = spec["containers"]
+    assert "env" not in c and "envFrom" not in c
+    script = c["command"][2]
+    assert "--requirepass" not in " ".join(c["command"] + c["args"])
+    assert "REDIS_PASSWORD" not in json.dumps(c)
+    probe = c["readinessProbe"]["exec"]["command"]
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    config = {v["name"]: v for v in spec["volumes"]}[mounts["/run/redis"]["name"]]
+    assert config["emptyDir"]["medium"] == "Memory", "the generated config stays off disk"
+    if auth:
+        assert f"cat {SECRETS_DIR}/redis-password" in script
+        assert "requirepass" in script
+        assert f"cat {SECRETS_DIR}/redis-password" in probe[2]
+        assert 'export REDISCLI_AUTH="$pw"' in probe[2]
+        assert set(mounted_secret_files(spec, c)) == {f"{SECRETS_DIR}/redis-password"}
+        assert "--protected-mode" not in c["args"]
+    else:
+        assert "requirepass" not in script
+        assert "REDISCLI_AUTH" not in probe[2]
+        assert SECRETS_DIR not in mounts
+        assert c["args"][-2:] == ["--protected-mode", "no"]
 
 
 def test_every_image_is_overridable(render: RenderFn) -> None:
@@ -546,7 +741,30 @@ def test_every_image_is_overridable(render: RenderFn) -> None:
     got = {c["image"] for _, spec in pods(reg) for c in all_containers(spec)}
     assert "registry.example.com/strata-critical:0.1.0" in got
     assert "registry.example.com/postgres:16-bookworm" in got
-    assert "registry.example.com/redis@sha256:" + "a" * 64 in got
+    assert "registry.example.com/redis:7-bookworm@sha256:" + "a" * 64 in got
+
+
+def test_every_image_can_be_pinned_by_digest(render: RenderFn) -> None:
+    """ci/digests: every container of every pod (init, test pod included) runs by digest;
+    a tag set in the values stays beside the digest, the appVersion guess does not."""
+    r = render(str(CHART / "ci" / "digests-values.yaml"))
+    values = yaml.safe_load((CHART / "ci" / "digests-values.yaml").read_text())
+    images = {c["image"] for _, spec in pods(r) for c in all_containers(spec)}
+    assert all(re.search(r"@sha256:[0-9a-f]{64}$", i) for i in images), images
+    digest = {k: v["image"]["digest"] for k, v in values.items() if "image" in v}
+    assert images == {
+        f"registry.example.com/strata-critical@{digest['critical']}",
+        f"registry.example.com/strata-ml@{digest['ml']}",
+        f"registry.example.com/strata-cache@{digest['cache']}",
+        f"registry.example.com/postgres:16-bookworm@{digest['postgresqlCritical']}",
+        f"registry.example.com/redis:7-bookworm@{digest['redis']}",
+    }
+    for _, spec in pods(r):
+        for c in all_containers(spec):
+            assert c["imagePullPolicy"] == "IfNotPresent"
+    tagged = render(None, sets=("cache.image.tag=1.2.3", "cache.image.digest=sha256:" + "b" * 64))
+    (cache,) = pod_spec(tagged.get("Deployment", "strata-cache"))["containers"]
+    assert cache["image"] == "strata-cache:1.2.3@sha256:" + "b" * 64
 
 
 def test_helm_test_pod(rendered: Render) -> None:
@@ -563,32 +781,45 @@ def test_helm_test_pod(rendered: Render) -> None:
     assert "Bearer" in script
     env = {e["name"]: e for e in c["env"]}
     assert env["CRITICAL_URL"]["value"] == "http://strata-critical:8000"
+    assert not [e for e in c["env"] if "valueFrom" in e], "keys come as files, not env"
     compile(script, "helm-test", "exec")
+    # It holds the secret of every HS256 service (to mint a token for each), nothing else.
+    values = effective_values(rendered)
+    hs256 = [s for s in SERVICES if values["auth"][s]["algorithms"] == ["HS256"]]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    if not hs256:
+        assert "jwt" not in volumes
+        return
+    sources = volumes["jwt"]["projected"]["sources"]
+    assert [src["secret"]["items"][0]["path"] for src in sources] == hs256
+    for src in sources:
+        svc = src["secret"]["items"][0]["path"]
+        own = values["auth"][svc]["existingSecret"] or f"strata-{svc}-jwt"
+        assert src["secret"]["name"] == own
+
+
+def _mint_from_test_script(script: str) -> Any:
+    """The test pod's ``mint`` function, compiled from its script."""
+    block = re.search(r"^( *def mint\(.*?return jwt\.encode\([^)]*\))", script, re.S | re.M)
+    assert block, "token minting code not found"
+    import jwt
+
+    ns: dict[str, Any] = {"time": time, "jwt": jwt}
+    exec(compile(textwrap.dedent(block.group(1)), "t", "exec"), ns)  # noqa: S102
+    return ns["mint"]
 
 
 def test_helm_test_script_mints_a_token_the_services_accept(render: RenderFn) -> None:
     """Run the token part of the test pod's script against the services' own verifier."""
     auth = pytest.importorskip("services.common.auth")
-    jwt = pytest.importorskip("jwt")
     (pod,) = render(None).kind("Pod")
-    script = pod["spec"]["containers"][0]["command"][2]
-    block = re.search(
-        r"(^ *now = int\(time\.time\(\)\).*?algorithm=\"HS256\"\))", script, re.S | re.M
-    )
-    assert block, "token minting code not found"
+    mint = _mint_from_test_script(pod["spec"]["containers"][0]["command"][2])
     secret = "s" * 40
     for name, scope in (("critical", "accounts:read"), ("cache", "cache:read")):
-        ns: dict[str, Any] = {
-            "time": time,
-            "jwt": jwt,
-            "name": name,
-            "scope": scope,
-            "os": type("os", (), {"environ": {"JWT_SECRET": secret}}),
-        }
-        exec(compile(textwrap.dedent(block.group(1)), "t", "exec"), ns)  # noqa: S102
-        verifier = auth.TokenVerifier(key=secret, algorithm="HS256", audience=f"strata-{name}")
-        principal = verifier.verify(ns["token"])
-        assert scope in principal.scopes
+        for issuer in (None, "https://idp.example"):
+            verifier = auth.TokenVerifier.hs256(secret, f"strata-{name}", issuer=issuer)
+            principal = verifier.verify(mint(name, scope, secret, issuer))
+            assert scope in principal.scopes
 
 
 def render_notes(helm: str, tmp_path: Path, *sets: str) -> str:
@@ -616,29 +847,109 @@ def test_notes_show_how_to_reach_the_api_and_mint_a_working_token(
     helm: str, tmp_path: Path
 ) -> None:
     auth = pytest.importorskip("services.common.auth")
-    notes = render_notes(helm, tmp_path, "ingress.host=api.example.com")
-    assert "http://api.example.com/v1/..." in notes
+    notes = render_notes(helm, tmp_path, "ingress.enabled=true", "ingress.host=api.example.com")
+    assert "https://api.example.com/v1/..." in notes
+    assert "TLS certificate from Secret strata-tls" in notes
+    assert "WARNING" not in notes
     assert "kubectl port-forward -n strata svc/strata-critical 8000:8000" in notes
-    assert "kubectl get secret -n strata strata-jwt -o jsonpath='{.data.jwt-secret}'" in notes
     assert "helm test strata -n strata" in notes
-    match = re.search(r"TOKEN=\$\(python3 -c '([^']+)'\)", notes)
-    assert match, notes
-    secret = "n" * 40
-    proc = subprocess.run(
-        [sys.executable, "-c", match.group(1)],
-        env={**os.environ, "STRATA_JWT_SECRET": secret},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    verifier = auth.TokenVerifier(key=secret, algorithm="HS256", audience="strata-critical")
-    principal = verifier.verify(proc.stdout.strip())
-    assert {"accounts:read", "accounts:write"} <= principal.scopes
+    assert "meant for development" in notes  # HS256 in production: the guide is named
+    commands = re.findall(r"TOKEN=\$\(python3 -c '([^']+)'\)", notes)
+    assert len(commands) == 3, notes
+    for svc, command in zip(SERVICES, commands, strict=True):
+        assert (
+            f"kubectl get secret -n strata strata-{svc}-jwt -o jsonpath='{{.data.jwt-secret}}'"
+            in notes
+        )
+        secret = f"{svc[0]}" * 40
+        proc = subprocess.run(
+            [sys.executable, "-c", command],
+            env={**os.environ, "STRATA_JWT_SECRET": secret},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        verifier = auth.TokenVerifier.hs256(secret, f"strata-{svc}")
+        assert verifier.verify(proc.stdout.strip()).scopes
 
 
 def test_notes_with_existing_secret_point_at_it(helm: str, tmp_path: Path) -> None:
     notes = render_notes(
-        helm, tmp_path, "auth.jwt.existingSecret=mine", "auth.jwt.existingSecretKey=hs"
+        helm, tmp_path, "auth.critical.existingSecret=mine", "auth.critical.existingSecretKey=hs"
     )
     assert "kubectl get secret -n strata mine -o jsonpath='{.data.hs}'" in notes
+
+
+def test_notes_warn_when_the_ingress_has_no_tls(helm: str, tmp_path: Path) -> None:
+    notes = render_notes(
+        helm,
+        tmp_path,
+        "ingress.enabled=true",
+        "ingress.host=api.example.com",
+        "ingress.tls.enabled=false",
+    )
+    assert "http://api.example.com/v1/..." in notes
+    assert "WARNING: ingress.tls.enabled=false" in notes
+    assert "clear text" in notes
+    without = render_notes(helm, tmp_path / "off")
+    assert "no Ingress" in without
+    assert "WARNING" not in without
+    assert "kubectl get secret -n strata strata-ml-jwt -o jsonpath='{.data.jwt-secret}'" in notes
+
+
+def test_notes_for_an_identity_provider(helm: str, tmp_path: Path) -> None:
+    notes = render_notes(
+        helm,
+        tmp_path,
+        "auth.critical.algorithms={RS256}",
+        "auth.critical.jwksUrl=https://idp.example/jwks",
+        "auth.ml.algorithms={ES256}",
+        "auth.ml.existingSecret=idp-key",
+    )
+    assert "critical: RS256 tokens from your identity provider, verified with its JWKS" in notes
+    assert "ml: ES256 tokens from your identity provider, verified with the public key" in notes
+    assert "strata token --service cache" in notes
+    assert "strata-critical-jwt" not in notes
+
+
+def test_critical_slow_client_settings_reach_the_service(render: RenderFn) -> None:
+    """The chart's defaults are the service's, and each value lands in its variable."""
+    from services.critical.settings import CriticalSettings
+
+    fields = CriticalSettings.model_fields
+    defaults = config_env(render(None), "critical")
+    assert (
+        float(defaults["STRATA_CRITICAL_REQUEST_READ_TIMEOUT"])
+        == fields["request_read_timeout"].default
+    )
+    assert (
+        int(defaults["STRATA_CRITICAL_WORKER_CONNECTIONS"]) == fields["worker_connections"].default
+    )
+    assert (
+        int(defaults["STRATA_CRITICAL_REQUEST_BUFFER_BYTES"])
+        == fields["request_buffer_bytes"].default
+    )
+    assert defaults["STRATA_CRITICAL_FORWARDED_ALLOW_IPS"] == fields["forwarded_allow_ips"].default
+    custom = config_env(
+        render(
+            None,
+            sets=(
+                "critical.requestReadTimeoutSeconds=3",
+                "critical.workerConnections=100000",
+                "critical.requestBufferBytes=67108864",
+                "critical.forwardedAllowIps=10.0.0.0/8",
+            ),
+        ),
+        "critical",
+    )
+    assert custom["STRATA_CRITICAL_REQUEST_READ_TIMEOUT"] == "3"
+    assert custom["STRATA_CRITICAL_WORKER_CONNECTIONS"] == "100000"
+    assert custom["STRATA_CRITICAL_REQUEST_BUFFER_BYTES"] == "67108864"
+    assert custom["STRATA_CRITICAL_FORWARDED_ALLOW_IPS"] == "10.0.0.0/8"
+    # What the chart renders, the service accepts (the key comes from its file in a pod).
+    given = {k.removeprefix("STRATA_CRITICAL_").lower(): v for k, v in custom.items()}
+    accepted = CriticalSettings(
+        **{k: v for k, v in given.items() if k in fields}, jwt_secret="x" * 32
+    )
+    assert accepted.worker_connections == 100000

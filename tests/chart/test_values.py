@@ -104,7 +104,12 @@ def test_every_object_in_the_schema_is_closed() -> None:
             "cache.image.pullPolicy: cache.image.pullPolicy must be one of the following",
         ),
         (["redis.appendfsync=sometimes"], "redis.appendfsync must be one of the following"),
-        (["auth.jwt.secret=short"], "auth.jwt.secret: Does not match pattern"),
+        (["auth.critical.secret=short"], "auth.critical.secret: Does not match pattern"),
+        (["auth.jwt.secret=" + "s" * 40], "auth: Additional property jwt is not allowed"),
+        (["auth.ml.algorithms={HS384}"], "auth.ml.algorithms.0: auth.ml.algorithms.0 must be"),
+        (["auth.ml.algorithms={RS256,RS256}"], "auth.ml.algorithms: array items[0,1] must be"),
+        (["auth.cache.publicKey=not-a-pem"], "auth.cache.publicKey: Does not match pattern"),
+        (["auth.cache.jwksUrl=ftp://idp/jwks"], "auth.cache.jwksUrl: Does not match pattern"),
         (
             ["ingress.enabled=maybe"],
             "ingress.enabled: Invalid type. Expected: boolean, given: string",
@@ -119,6 +124,13 @@ def test_every_object_in_the_schema_is_closed() -> None:
             ["postgresqlCritical.auth.appUsername=Robert'); DROP"],
             "postgresqlCritical.auth.appUsername: Does not match pattern",
         ),
+        (["critical.image.digest=sha256:abc"], "critical.image.digest: Does not match pattern"),
+        (
+            ["redis.image.digest=1.2.3@sha256:" + "a" * 64],
+            "redis.image.digest: Does not match pattern",
+        ),
+        (["ingress.host=http://api.example.com"], "ingress.host: Does not match pattern"),
+        (["ingress.tls.secretName=My_TLS"], "ingress.tls.secretName: Does not match pattern"),
     ],
 )
 def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> None:
@@ -147,7 +159,14 @@ def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> 
             "postgresqlMl.enabled=false needs postgresqlMl.external.host",
         ),
         (["redis.enabled=false"], "redis.enabled=false needs redis.external.url"),
-        (["ingress.tls.enabled=true"], "ingress.tls.enabled needs ingress.host"),
+        (
+            ["ingress.enabled=true"],
+            "ingress.enabled needs ingress.host, the DNS name clients use",
+        ),
+        (
+            ["ingress.enabled=true", "ingress.tls.enabled=false"],
+            "ingress.enabled needs ingress.host",
+        ),
         (
             ["critical.terminationGracePeriodSeconds=10"],
             "critical.terminationGracePeriodSeconds (10) must be at least "
@@ -158,6 +177,14 @@ def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> 
             "connection budget of critical is 210",
         ),
         (["ml.workers=8", "ml.replicaCount=3"], "connection budget of ml is 160"),
+        (
+            ["ml.exportMaxConcurrent=5"],
+            "ml.exportMaxConcurrent must be below ml.database.poolSize + ml.database.maxOverflow",
+        ),
+        (
+            ["postgresqlMl.auth.appUsername=strata_ml"],
+            "postgresqlMl.auth.appUsername must differ from postgresqlMl.auth.username",
+        ),
         (
             [
                 "cache.autoscaling.enabled=true",
@@ -189,11 +216,11 @@ def test_validate_values_reports_every_problem_at_once(helm: str) -> None:
         "--set",
         "redis.enabled=false",
         "--set",
-        "ingress.tls.enabled=true",
+        "ingress.enabled=true",
     )
     assert proc.returncode != 0
     assert "redis.enabled=false needs redis.external.url" in proc.stderr
-    assert "ingress.tls.enabled needs ingress.host" in proc.stderr
+    assert "ingress.enabled needs ingress.host" in proc.stderr
 
 
 def test_defaults_budget_is_within_limits() -> None:

@@ -4,9 +4,10 @@
 #   1. create a kind cluster from k8s/kind/cluster.yaml (ingress-ready node, host ports 80/443)
 #   2. build the three service images and `kind load docker-image` them
 #   3. install ingress-nginx (kind provider manifest, pinned), allowing ':' in Ingress paths
-#   4. helm upgrade --install --wait the chart with the loaded images (pullPolicy Never)
+#   4. helm upgrade --install --wait the chart with the loaded images (pullPolicy Never) and the
+#      Ingress on for a host, with TLS (the chart's default) from a self-signed test certificate
 #   5. helm test
-#   6. through the Ingress: a transfer on critical, a bulk ingest + export on ml, a put/get and
+#   6. through the Ingress, over HTTPS: a transfer on critical, a bulk ingest + export on ml, a put/get and
 #      mget on cache; /metrics must not be routed
 #   7. helm upgrade --wait with a changed value (rolls every Deployment), data still there
 #   8. helm rollback --wait to the first revision, data still there, helm test again
@@ -35,7 +36,10 @@ DOCKER=${DOCKER:-docker}
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 if [[ ! -x $PYTHON ]]; then PYTHON=python3; fi
 INGRESS_NGINX_MANIFEST=https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.12.1/deploy/static/provider/kind/deploy.yaml
-BASE_URL=http://127.0.0.1
+# The chart's Ingress needs a host and serves TLS by default: a throwaway self-signed
+# certificate for a name curl resolves to the kind node's port 443 (--resolve, no DNS).
+INGRESS_HOST=strata.kind.test
+BASE_URL=https://$INGRESS_HOST
 SERVICES=(critical ml cache)
 
 cat >&2 <<'NOTE'
@@ -49,7 +53,7 @@ START=$SECONDS
 phase() { printf '\n==> [%4ss] %s\n' "$((SECONDS - START))" "$*" >&2; }
 die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
-for tool in "$DOCKER" "$KIND" "$KUBECTL" "$HELM" curl "$PYTHON"; do
+for tool in "$DOCKER" "$KIND" "$KUBECTL" "$HELM" curl openssl "$PYTHON"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
 "$PYTHON" -c 'import jwt' 2>/dev/null || die "$PYTHON lacks PyJWT (run make venv, or set PYTHON)"
@@ -112,8 +116,17 @@ phase "ingress-nginx"
     --selector=app.kubernetes.io/component=controller --timeout=180s
 
 # ---------------------------------------------------------------------------------------------
+phase "TLS certificate for $INGRESS_HOST"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$INGRESS_HOST" \
+    -addext "subjectAltName=DNS:$INGRESS_HOST" -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+"$KUBECTL" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$KUBECTL" apply -f -
+"$KUBECTL" create secret tls "$RELEASE-tls" -n "$NAMESPACE" --cert "$WORK/tls.crt" \
+    --key "$WORK/tls.key" --dry-run=client -o yaml | "$KUBECTL" apply -f -
+
 HELM_ARGS=(
     --namespace "$NAMESPACE"
+    --set ingress.enabled=true
+    --set "ingress.host=$INGRESS_HOST"
     --set ingress.className=nginx
 )
 for svc in "${SERVICES[@]}"; do
@@ -132,12 +145,16 @@ phase "helm test"
 "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
 
 # ---------------------------------------------------------------------------------------------
-JWT_SECRET=$("$KUBECTL" get secret -n "$NAMESPACE" "$RELEASE-jwt" -o jsonpath='{.data.jwt-secret}' | base64 -d)
-[[ ${#JWT_SECRET} -ge 32 ]] || die "JWT secret not found in Secret $RELEASE-jwt"
-export JWT_SECRET
+# Each service has its own generated HS256 secret (auth.<svc>): sign its tokens with that one.
+declare -A JWT_SECRETS
+for svc in "${SERVICES[@]}"; do
+    JWT_SECRETS[$svc]=$("$KUBECTL" get secret -n "$NAMESPACE" "$RELEASE-$svc-jwt" \
+        -o jsonpath='{.data.jwt-secret}' | base64 -d)
+    [[ ${#JWT_SECRETS[$svc]} -ge 32 ]] || die "JWT secret not found in Secret $RELEASE-$svc-jwt"
+done
 
 token() { # SERVICE "SCOPES" -> an HS256 token the service accepts
-    "$PYTHON" - "$1" "$2" <<'PY'
+    JWT_SECRET="${JWT_SECRETS[$1]}" "$PYTHON" - "$1" "$2" <<'PY'
 import os, sys, time, jwt
 now = int(time.time())
 claims = {"sub": "kind-e2e", "aud": "strata-" + sys.argv[1], "scope": sys.argv[2],
@@ -158,7 +175,8 @@ print(value if not isinstance(value, (dict, list)) else json.dumps(value))' "$1"
 # call EXPECTED_STATUS METHOD PATH TOKEN [BODY [CONTENT_TYPE [EXTRA_HEADER]]] -> body on stdout
 call() {
     local expected=$1 method=$2 path=$3 tok=$4 body=${5:-} ctype=${6:-application/json} extra=${7:-}
-    local args=(-sS -o "$WORK/body" -w '%{http_code}' -X "$method" --max-time 30)
+    local args=(-sS -o "$WORK/body" -w '%{http_code}' -X "$method" --max-time 30
+        --resolve "$INGRESS_HOST:443:127.0.0.1" --cacert "$WORK/tls.crt")
     if [[ -n $tok ]]; then args+=(-H "Authorization: Bearer $tok"); fi
     if [[ -n $body ]]; then args+=(-H "Content-Type: $ctype" --data-binary "$body"); fi
     if [[ -n $extra ]]; then args+=(-H "$extra"); fi

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ from services.common.auth import audience_for, mint_token
 from services.common.settings import DEV_JWT_SECRET
 
 FOREIGN_KEY = "a-key-no-strata-service-was-configured-with-0123456789"
+#: Mints a token: ``signer(scopes, audience=..., [ttl=...], [key=<untrusted key>])``.
+Signer = Callable[..., str]
 #: A value every path parameter of the three services accepts (ids, names, keys).
 PATH_VALUE = "authmatrix"
 
@@ -106,8 +108,19 @@ def unsigned_token(audience: str, scopes: set[str] | tuple[str, ...]) -> str:
     return f"{header}.{claims}."
 
 
-def credentials(service: str, op: Operation, scopes: set[str]) -> Iterator[Credential]:
-    """The matrix rows for one operation of ``service`` (which grants ``scopes`` in all)."""
+def dev_signer(grant: set[str] | tuple[str, ...], **kw: Any) -> str:
+    """Mint with the development HS256 secret (``key=`` signs with another secret)."""
+    return mint_token(key=kw.pop("key", DEV_JWT_SECRET), scopes=grant, **kw)
+
+
+def credentials(
+    service: str, op: Operation, scopes: set[str], signer: Signer = dev_signer
+) -> Iterator[Credential]:
+    """The matrix rows for one operation of ``service`` (which grants ``scopes`` in all).
+
+    ``signer(scopes, audience=..., ttl=..., key=...)`` mints the service's tokens; ``key=``
+    asks for a token signed by a key the service does not trust.
+    """
     audience = audience_for(service)
     other = audience_for("cache" if service != "cache" else "critical")
 
@@ -115,12 +128,7 @@ def credentials(service: str, op: Operation, scopes: set[str]) -> Iterator[Crede
         return f"Bearer {token}"
 
     def token(grant: set[str] | tuple[str, ...], **kw: Any) -> str:
-        return mint_token(
-            key=kw.pop("key", DEV_JWT_SECRET),
-            audience=kw.pop("audience", audience),
-            scopes=grant,
-            **kw,
-        )
+        return signer(grant, audience=kw.pop("audience", audience), **kw)
 
     yield Credential("no token", None, 401)
     yield Credential("expired", bearer(token(scopes, ttl=-3600)), 401)
@@ -148,7 +156,9 @@ def _problem_slug(response: httpx.Response) -> str | None:
     return str(response.json().get("type", "")).rsplit(":", 1)[-1]
 
 
-def matrix_failures(base_url: str, service: str, label: str) -> list[str]:
+def matrix_failures(
+    base_url: str, service: str, label: str, signer: Signer = dev_signer
+) -> list[str]:
     """Call every protected operation with the credential ``label``; describe each wrong answer.
 
     An empty list means every operation answered as the matrix demands. The document is
@@ -162,7 +172,7 @@ def matrix_failures(base_url: str, service: str, label: str) -> list[str]:
         scopes = all_scopes(document)
         wrong: list[str] = []
         for op in operations:
-            row = next(c for c in credentials(service, op, scopes) if c.label == label)
+            row = next(c for c in credentials(service, op, scopes, signer) if c.label == label)
             headers = {"Authorization": row.authorization} if row.authorization else {}
             response = client.request(
                 op.method,

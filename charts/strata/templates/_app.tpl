@@ -1,14 +1,16 @@
 {{/*
 The three services share one shape; each templates/<component>/ file calls these with
 (dict "root" $ "component" "critical" "values" .Values.critical "prefix" "STRATA_CRITICAL_").
-Component-specific parts are the named templates strata.<component>.secretEnv (env of every
-container) and strata.<component>.initContainers.
+Component-specific parts are the named templates strata.<component>.secretFiles (the server
+container's secret files), strata.<component>.initContainers and strata.<component>.initVolumes
+(the init containers' own secret volumes).
 */}}
 
 {{- define "strata.app.deployment" -}}
 {{- $root := .root -}}
 {{- $v := .values -}}
 {{- $name := include "strata.componentName" . -}}
+{{- $files := include (printf "strata.%s.secretFiles" .component) . | fromYamlArray -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -72,11 +74,13 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ $name }}
+          {{- if or $files $v.extraEnv }}
           env:
-            {{- include (printf "strata.%s.secretEnv" .component) . | nindent 12 }}
+            {{- include "strata.secretFiles.env" $files | nindent 12 }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
+          {{- end }}
           startupProbe:
             httpGet:
               path: /livez
@@ -109,10 +113,19 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $files }}
+            {{- include "strata.secretFiles.mount" "secrets" | nindent 12 }}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 256Mi
+        {{- if $files }}
+        {{- include "strata.secretFiles.volume" (dict "name" "secrets" "files" $files) | nindent 8 }}
+        {{- end }}
+        {{- with (include (printf "strata.%s.initVolumes" .component) . | trim) }}
+        {{- . | nindent 8 }}
+        {{- end }}
       {{- if $v.topologySpread.enabled }}
       topologySpreadConstraints:
         - maxSkew: {{ $v.topologySpread.maxSkew }}
@@ -280,8 +293,12 @@ spec:
 {{ $p }}WORKERS: {{ .values.workers | quote }}
 {{ $p }}DRAIN_SECONDS: {{ .values.drainSeconds | quote }}
 {{ $p }}MAX_BODY_BYTES: {{ .values.maxBodyBytes | int64 | quote }}
-{{ $p }}JWT_ALGORITHM: "HS256"
-{{- with .root.Values.auth.jwt.issuer }}
+{{- $auth := index .root.Values.auth .component }}
+{{ $p }}JWT_ALGORITHMS: {{ join "," $auth.algorithms | quote }}
+{{- with $auth.jwksUrl }}
+{{ $p }}JWT_JWKS_URL: {{ . | quote }}
+{{- end }}
+{{- with $auth.issuer }}
 {{ $p }}JWT_ISSUER: {{ . | quote }}
 {{- end }}
 {{- with .root.Values.corsAllowedOrigins }}
@@ -304,11 +321,60 @@ data:
   {{- .extra | nindent 2 }}
 {{- end -}}
 
-{{/* env entry for the JWT secret of a service. */}}
-{{- define "strata.app.jwtEnv" -}}
-- name: {{ .prefix }}JWT_SECRET
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "strata.jwt.secretName" .root }}
-      key: {{ include "strata.jwt.secretKey" .root }}
+{{/*
+Secrets reach containers as files, never as environment variables (which leak into `ps e`,
+crash dumps and child processes). A container's secret files are a YAML list of
+(dict "env" <variable naming the file> "secret" <Secret> "key" <key> "path" <file name>);
+the services read <PREFIX><NAME>_FILE (services/common/settings.py).
+*/}}
+{{- define "strata.secretFiles.dir" -}}/var/run/secrets/strata{{- end -}}
+
+{{/*
+The service's own token key (strata.jwt.*): its HS256 secret or its PEM public key, as
+<PREFIX>JWT_SECRET_FILE or <PREFIX>JWT_PUBLIC_KEY_FILE. Nothing with a JWKS URL (no key to hold).
+*/}}
+{{- define "strata.app.jwtSecretFile" -}}
+{{- $file := include "strata.jwt.file" . -}}
+{{- if $file }}
+- env: {{ .prefix }}{{ ternary "JWT_SECRET_FILE" "JWT_PUBLIC_KEY_FILE" (eq $file "jwt-secret") }}
+  secret: {{ include "strata.jwt.secretName" . }}
+  key: {{ include "strata.jwt.secretKey" . }}
+  path: {{ $file }}
+{{- end }}
+{{- end -}}
+
+{{/* env entries pointing at the files. Call with the list. */}}
+{{- define "strata.secretFiles.env" -}}
+{{- $dir := include "strata.secretFiles.dir" nil -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $out = append $out (printf "- name: %s\n  value: %s" .env (printf "%s/%s" $dir .path | quote)) -}}
+{{- end -}}
+{{- join "\n" $out -}}
+{{- end -}}
+
+{{/* The read-only mount of a container's own secrets volume. Call with the volume name. */}}
+{{- define "strata.secretFiles.mount" -}}
+- name: {{ . }}
+  mountPath: {{ include "strata.secretFiles.dir" nil }}
+  readOnly: true
+{{- end -}}
+
+{{/*
+One projected volume per container with only the keys that container needs. Mode 0440
+(288): owner root, group the pod's fsGroup, no world access. Call with
+(dict "name" <volume> "files" <list>).
+*/}}
+{{- define "strata.secretFiles.volume" -}}
+- name: {{ .name }}
+  projected:
+    defaultMode: 288
+    sources:
+      {{- range .files }}
+      - secret:
+          name: {{ .secret }}
+          items:
+            - key: {{ .key }}
+              path: {{ .path }}
+      {{- end }}
 {{- end -}}

@@ -63,13 +63,19 @@ annotations:
 {{- end -}}
 
 {{/*
-Image reference. Call with (dict "root" $ "image" .Values.critical.image "defaultTag" .Chart.AppVersion).
+Image reference of every container the chart renders (services, their init containers, the
+test pod, the stores). Call with (dict "root" $ "image" .Values.critical.image "defaultTag" .Chart.AppVersion).
+With a digest the image is pulled by digest: `repo:tag@sha256:...` when the values set a tag
+(kept for people reading `kubectl get pods`; the runtime resolves the digest only), else
+`repo@sha256:...` (defaultTag is a guess that might not name the digested image).
 */}}
 {{- define "strata.image" -}}
 {{- $registry := .image.registry | default .root.Values.global.imageRegistry -}}
 {{- $repo := .image.repository -}}
 {{- if $registry }}{{ $repo = printf "%s/%s" $registry .image.repository }}{{ end -}}
-{{- if .image.digest -}}
+{{- if and .image.digest .image.tag -}}
+{{- printf "%s:%s@%s" $repo (toString .image.tag) .image.digest -}}
+{{- else if .image.digest -}}
 {{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
 {{- printf "%s:%s" $repo (.image.tag | default .defaultTag | toString) -}}
@@ -140,13 +146,39 @@ Call with (dict "root" $ "name" <secret name> "key" <key> "value" <user value>).
 {{- end -}}
 {{- end -}}
 
+{{/*
+Token verification, one key per service (auth.<component>). Call each with
+(dict "root" $ "component" "critical"). HS256: the service's own secret, generated unless given.
+RS256/ES256: the identity provider's public key (from values or an existingSecret) or its JWKS
+URL. Whatever key material a service gets is in a Secret of its own, mounted only into it.
+*/}}
+{{- define "strata.jwt.asymmetric" -}}
+{{- $a := index .root.Values.auth .component -}}
+{{- if or (has "RS256" $a.algorithms) (has "ES256" $a.algorithms) }}true{{ end -}}
+{{- end -}}
+
+{{/* The file the service reads: jwt-secret (HS256) or public-key.pem; "" with a JWKS URL. */}}
+{{- define "strata.jwt.file" -}}
+{{- $a := index .root.Values.auth .component -}}
+{{- if not (include "strata.jwt.asymmetric" .) }}jwt-secret{{ else if not $a.jwksUrl }}public-key.pem{{ end -}}
+{{- end -}}
+
 {{- define "strata.jwt.secretName" -}}
-{{- .Values.auth.jwt.existingSecret | default (printf "%s-jwt" (include "strata.fullname" .)) -}}
+{{- $a := index .root.Values.auth .component -}}
+{{- $a.existingSecret | default (printf "%s-jwt" (include "strata.componentName" .)) -}}
 {{- end -}}
 
 {{- define "strata.jwt.secretKey" -}}
-{{- if .Values.auth.jwt.existingSecret }}{{ .Values.auth.jwt.existingSecretKey }}{{ else }}jwt-secret{{ end -}}
+{{- $a := index .root.Values.auth .component -}}
+{{- $a.existingSecretKey | default (include "strata.jwt.file" .) -}}
 {{- end -}}
+
+{{/* Whether the chart makes the service's Secret: no existingSecret, and a secret or a PEM to hold. */}}
+{{- define "strata.jwt.createsSecret" -}}
+{{- $a := index .root.Values.auth .component -}}
+{{- if and (not $a.existingSecret) (include "strata.jwt.file" .) }}true{{ end -}}
+{{- end -}}
+
 
 {{- define "strata.postgresqlCritical.secretName" -}}
 {{- .Values.postgresqlCritical.auth.existingSecret | default (include "strata.componentName" (dict "root" . "component" "postgresql-critical")) -}}

@@ -4,9 +4,7 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- define "strata.validateValues" -}}
 {{- $errors := list -}}
 {{- $v := .Values -}}
-{{- if and $v.auth.jwt.secret (lt (len $v.auth.jwt.secret) 32) -}}
-{{- $errors = append $errors "auth.jwt.secret must be at least 32 characters (or empty to generate one)" -}}
-{{- end -}}
+{{- $errors = concat $errors (include "strata.validateAuth" . | fromJsonArray) -}}
 {{- if not $v.postgresqlCritical.enabled -}}
 {{- if not $v.postgresqlCritical.external.host -}}
 {{- $errors = append $errors "postgresqlCritical.enabled=false needs postgresqlCritical.external.host" -}}
@@ -20,8 +18,14 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- $errors = append $errors "postgresqlMl.enabled=false needs postgresqlMl.external.host" -}}
 {{- end -}}
 {{- if and (not $v.postgresqlMl.auth.existingSecret) (not $v.postgresqlMl.auth.password) -}}
-{{- $errors = append $errors "an external ml PostgreSQL needs postgresqlMl.auth.password or postgresqlMl.auth.existingSecret" -}}
+{{- $errors = append $errors "an external ml PostgreSQL needs postgresqlMl.auth.password or postgresqlMl.auth.existingSecret (the owner password cannot be generated)" -}}
 {{- end -}}
+{{- end -}}
+{{- if eq $v.postgresqlMl.auth.username $v.postgresqlMl.auth.appUsername -}}
+{{- $errors = append $errors "postgresqlMl.auth.appUsername must differ from postgresqlMl.auth.username (the runtime role may not own the tables)" -}}
+{{- end -}}
+{{- if ge (int $v.ml.exportMaxConcurrent) (add $v.ml.database.poolSize $v.ml.database.maxOverflow | int) -}}
+{{- $errors = append $errors "ml.exportMaxConcurrent must be below ml.database.poolSize + ml.database.maxOverflow (exports would take every connection)" -}}
 {{- end -}}
 {{- if and (not $v.redis.enabled) (not $v.redis.external.url) -}}
 {{- $errors = append $errors "redis.enabled=false needs redis.external.url" -}}
@@ -29,8 +33,8 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- if and (not $v.redis.enabled) $v.redis.auth.enabled (not $v.redis.auth.existingSecret) (not $v.redis.auth.password) -}}
 {{- $errors = append $errors "an external Redis with auth.enabled needs redis.auth.password or redis.auth.existingSecret" -}}
 {{- end -}}
-{{- if and $v.ingress.enabled $v.ingress.tls.enabled (not $v.ingress.host) -}}
-{{- $errors = append $errors "ingress.tls.enabled needs ingress.host" -}}
+{{- if and $v.ingress.enabled (not $v.ingress.host) -}}
+{{- $errors = append $errors "ingress.enabled needs ingress.host, the DNS name clients use (e.g. --set ingress.host=api.example.com): an Ingress without a host answers for any Host header" -}}
 {{- end -}}
 {{- range $svc := list "critical" "ml" "cache" -}}
 {{- $s := index $v $svc -}}
@@ -55,4 +59,54 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
+{{- end -}}
+
+
+{{/*
+auth.<service>: one key per service, and never a configuration that lets one service (or
+anyone who reads a public key) sign for another. Renders a JSON list of errors.
+*/}}
+{{- define "strata.validateAuth" -}}
+{{- $errors := list -}}
+{{- $hsKeys := dict -}}
+{{- range $svc := list "critical" "ml" "cache" -}}
+{{- $a := index $.Values.auth $svc -}}
+{{- $p := printf "auth.%s" $svc -}}
+{{- $asym := include "strata.jwt.asymmetric" (dict "root" $ "component" $svc) -}}
+{{- if and $asym (has "HS256" $a.algorithms) -}}
+{{- $errors = append $errors (printf "%s.algorithms must not mix HS256 with RS256/ES256 (anyone holding the public key could sign HS256 tokens with it)" $p) -}}
+{{- end -}}
+{{- if not $asym -}}
+{{- if or $a.publicKey $a.jwksUrl -}}
+{{- $errors = append $errors (printf "%s.publicKey and %s.jwksUrl need %s.algorithms RS256 or ES256 (HS256 verifies with a secret)" $p $p $p) -}}
+{{- end -}}
+{{- if and $a.secret (lt (len $a.secret) 32) -}}
+{{- $errors = append $errors (printf "%s.secret must be at least 32 characters (or empty to generate one)" $p) -}}
+{{- end -}}
+{{- $id := ternary (printf "secret:%s/%s" $a.existingSecret ($a.existingSecretKey | default "jwt-secret")) (printf "value:%s" ($a.secret | sha256sum)) (not (empty $a.existingSecret)) -}}
+{{- if or $a.existingSecret $a.secret -}}
+{{- if hasKey $hsKeys $id -}}
+{{- $errors = append $errors (printf "%s and auth.%s use the same HS256 secret: each service needs its own, or one could sign tokens for the other" $p (get $hsKeys $id)) -}}
+{{- end -}}
+{{- $_ := set $hsKeys $id $svc -}}
+{{- end -}}
+{{- else -}}
+{{- if $a.secret -}}
+{{- $errors = append $errors (printf "%s.secret must be empty with RS256/ES256: the service verifies with a public key and must hold nothing that can sign" $p) -}}
+{{- end -}}
+{{- if and $a.jwksUrl (or $a.publicKey $a.existingSecret) -}}
+{{- $errors = append $errors (printf "%s: set jwksUrl, or publicKey/existingSecret, not both" $p) -}}
+{{- end -}}
+{{- if not (or $a.jwksUrl $a.publicKey $a.existingSecret) -}}
+{{- $errors = append $errors (printf "%s.algorithms %s needs %s.jwksUrl (the identity provider's JWKS), %s.publicKey or %s.existingSecret (a PEM public key)" $p (join "," $a.algorithms) $p $p $p) -}}
+{{- end -}}
+{{- if contains "PRIVATE KEY" $a.publicKey -}}
+{{- $errors = append $errors (printf "%s.publicKey holds a PRIVATE key: give the chart only the public key (openssl pkey -pubout)" $p) -}}
+{{- end -}}
+{{- if and $a.jwksUrl (not (hasPrefix "https://" $a.jwksUrl)) (ne $.Values.environment "development") -}}
+{{- $errors = append $errors (printf "%s.jwksUrl must be https:// (http:// only with environment=development): whoever can alter the key set can sign any token" $p) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $errors -}}
 {{- end -}}

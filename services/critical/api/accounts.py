@@ -10,13 +10,8 @@ from sqlalchemy.orm import Session
 from services.common.cursor import encode_cursor, parse_limit
 from services.critical import idempotency, ledger
 from services.critical.api.deps import actor, idempotent_write, session, validated
-from services.critical.api.params import (
-    accounts_after,
-    entries_before,
-    if_match,
-    query_text,
-    takes_query,
-)
+from services.critical.api.params import accounts_after, entries_before, if_match, query_text
+from services.critical.api.query import check_query
 from services.critical.api.views import account_view, entry_view, transfer_view
 from services.critical.schemas import AccountCreate, AccountPatch, Movement
 from services.critical.web import json_response, path_uuid, principal
@@ -32,7 +27,7 @@ def _etag(version: int) -> dict[str, str]:
 def create_account() -> Response:
     """Open an account."""
     who = principal("accounts:write")
-    takes_query()
+    check_query()
     body, _ = validated(AccountCreate)
     db = session()
     with db.begin():
@@ -48,7 +43,7 @@ def create_account() -> Response:
 def list_accounts() -> Response:
     """A page of accounts, optionally of one owner."""
     principal("accounts:read")
-    takes_query("limit", "owner", "cursor")
+    check_query()
     limit = parse_limit(request.args.get("limit"))
     owner = query_text("owner")
     after = accounts_after(request.args.get("cursor"))
@@ -67,7 +62,7 @@ def list_accounts() -> Response:
 def get_account(account_id: str) -> Response:
     """One account."""
     principal("accounts:read")
-    takes_query()
+    check_query()
     db = session()
     with db.begin():
         account = ledger.get_account(db, path_uuid(account_id, "account_id"))
@@ -78,7 +73,7 @@ def get_account(account_id: str) -> Response:
 def patch_account(account_id: str) -> Response:
     """Change an account's status, optionally only at a given version (``If-Match``)."""
     who = principal("ledger:admin")
-    takes_query()
+    check_query()
     target = path_uuid(account_id, "account_id")
     body, _ = validated(AccountPatch)
     expected = if_match()
@@ -90,7 +85,7 @@ def patch_account(account_id: str) -> Response:
 
 def _movement(account_id: str, kind: str) -> Response:
     who = principal("ledger:admin")
-    takes_query()
+    check_query()
     target = path_uuid(account_id, "account_id")
     body, payload = validated(Movement)
     operation = ledger.deposit if kind == "deposits" else ledger.withdraw
@@ -129,7 +124,7 @@ def withdraw(account_id: str) -> Response:
 def entries(account_id: str) -> Response:
     """An account's ledger entries, newest first."""
     principal("accounts:read")
-    takes_query("limit", "cursor")
+    check_query()
     target = path_uuid(account_id, "account_id")
     limit = parse_limit(request.args.get("limit"))
     before = entries_before(request.args.get("cursor"))

@@ -15,7 +15,6 @@ from flask import request
 
 from services.common.cursor import decode_cursor
 from services.common.problems import Problem, validation_failed
-from services.common.query import check_query
 
 INT64_MAX = 2**63 - 1
 # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
@@ -24,12 +23,6 @@ _VERSION = re.compile(r"[0-9]{1,10}")
 
 def _invalid_cursor() -> Problem:
     return Problem(400, "invalid-cursor", "cursor is not valid")
-
-
-def takes_query(*names: str) -> None:
-    """422 for any query parameter outside ``names`` (or repeated): none is silently ignored."""
-    if request.args:
-        check_query(request.args.to_dict(flat=False), names)
 
 
 def query_text(name: str) -> str | None:

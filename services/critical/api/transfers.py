@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.critical import idempotency, ledger
 from services.critical.api.deps import actor, idempotent_write, session, validated
-from services.critical.api.params import takes_query
+from services.critical.api.query import check_query
 from services.critical.api.views import transfer_view
 from services.critical.schemas import TransferCreate
 from services.critical.web import json_response, path_uuid, principal
@@ -21,7 +21,7 @@ bp = Blueprint("transfers", __name__, url_prefix="/transfers")
 def create_transfer() -> Response:
     """Move money; the ``Idempotency-Key`` header is required."""
     who = principal("transfers:write")
-    takes_query()
+    check_query()
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     body, payload = validated(TransferCreate)
 
@@ -44,7 +44,7 @@ def create_transfer() -> Response:
 def get_transfer(transfer_id: str) -> Response:
     """One transfer."""
     principal("accounts:read")
-    takes_query()
+    check_query()
     db = session()
     with db.begin():
         record = ledger.get_transfer(db, path_uuid(transfer_id, "transfer_id"))

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
 
 from services.common import problems
+from services.common.problems import Problem
 from services.common.sanic_support import json, read_route
 from services.common.sanic_support import query as check_query
 from services.ml.api.documents import EXPORT_PARAMS, document_query
 from services.ml.api.shared import READ, WRITE, authorize, collection
 from services.ml.context import ctx
+from services.ml.exports import TOO_MANY_EXPORTS, ClientStalledError
 from services.ml.ingest import parse_bulk
-from services.ml.store import bulk, query
+from services.ml.params import DocumentQuery
+from services.ml.store import bulk, export
+from services.ml.store.export import Budget
 
 bp = Blueprint("bulk", url_prefix="/collections")
+logger = logging.getLogger("strata.ml.export")
 NDJSON = "application/x-ndjson"
 
 
@@ -65,23 +72,61 @@ async def export_documents(request: Request, name: str) -> None:
     """Stream every matching document as NDJSON from one snapshot, batch by batch.
 
     It takes the listing's filters and ``fields``; a ``cursor`` (the export is the whole
-    result) is refused like any parameter it does not take: 422.
+    result) is refused like any parameter it does not take: 422. At most
+    ``EXPORT_MAX_CONCURRENT`` exports stream at once per worker (429 beyond); a client
+    that leaves the stream unread for ``EXPORT_SEND_TIMEOUT`` seconds is cut off.
     """
     authorize(request, READ)
     name = collection(name)
     app = ctx(request)
     q = document_query(request, EXPORT_PARAMS)
+    try:
+        with app.exports.take():
+            await _stream(request, name, q)
+    except ClientStalledError:
+        # The snapshot and the connection are already released (the contexts above have
+        # exited); drop the socket without waiting for the client to read what is queued.
+        app.ml_metrics.export_stalled()
+        logger.warning("export aborted: the client stopped reading", extra={"collection": name})
+        transport: Any = request.transport  # uvloop's TCP transport: a WriteTransport
+        transport.abort()
+    except Problem as problem:
+        if problem.slug == TOO_MANY_EXPORTS:
+            app.ml_metrics.export_refused()
+        raise
+    # Nothing to return: the streamed response is sent (Sanic logs an error otherwise).
+
+
+async def _stream(request: Request, name: str, q: DocumentQuery) -> None:
+    """Send the export; raise :class:`ClientStalledError` when a send outlives its deadline."""
+    app = ctx(request)
+    settings = app.settings
+    budget = Budget(
+        settings.export_batch_size, settings.export_batch_bytes, settings.export_first_rows
+    )
+    deadline = settings.export_send_timeout
+    # PostgreSQL ends the session itself if the worker goes quiet for much longer.
+    idle_ms = int((deadline + 15) * 1000)
+
+    async def send(response: HTTPResponse, data: bytes | None = None) -> None:
+        try:
+            if data is None:
+                await asyncio.wait_for(response.eof(), deadline)  # type: ignore[no-untyped-call]
+            else:
+                await asyncio.wait_for(response.send(data), deadline)
+        except TimeoutError:
+            raise ClientStalledError from None
+
     sent = 0
     async with (
         app.store.raw() as pg,
-        query.export(pg, name, q, app.settings.export_batch_size) as chunks,
+        export.export(pg, name, q, budget, idle_ms) as chunks,
     ):
         response: HTTPResponse = await request.respond(content_type=NDJSON)
         try:
             async for chunk in chunks:
-                await response.send(chunk)
+                await send(response, chunk)
                 sent += chunk.count(b"\n")
         finally:
             app.ml_metrics.count_exported(sent)
-        await response.eof()  # type: ignore[no-untyped-call]
-    # Nothing to return: the streamed response is sent (Sanic logs an error otherwise).
+        await send(response)

@@ -23,7 +23,7 @@ from services.ml.api.shared import (
 from services.ml.context import ctx
 from services.ml.data import checked_document
 from services.ml.schemas import DocumentIn, DocumentReplace
-from services.ml.store import collections, documents
+from services.ml.store import collections, documents, pages
 from services.ml.store import query as queries
 
 bp = Blueprint("documents", url_prefix="/collections")
@@ -31,7 +31,7 @@ MERGE_PATCH = "application/merge-patch+json"
 #: What selects documents: listing, count, sample and export take the same filters.
 FILTERS = ("filter", "created_after", "created_before")
 LIST_PARAMS = (*FILTERS, "fields", "limit", "cursor")
-SAMPLE_PARAMS = (*FILTERS, "fields", "n", "seed")
+SAMPLE_PARAMS = (*FILTERS, "fields", "n", "seed", "cursor")
 EXPORT_PARAMS = (*FILTERS, "fields")
 
 
@@ -109,8 +109,13 @@ async def delete_document(request: Request, name: str, doc_id: str) -> HTTPRespo
     return HTTPResponse(status=204)
 
 
-def document_query(request: Request, allowed: tuple[str, ...]) -> params.DocumentQuery:
-    """The filters, ``fields`` and ``cursor`` among ``allowed``; 422 for any other parameter."""
+def document_query(
+    request: Request, allowed: tuple[str, ...], *, keyset: bool = False
+) -> params.DocumentQuery:
+    """The filters and ``fields`` among ``allowed`` (422 for any other parameter).
+
+    ``keyset``: a listing, whose ``cursor`` is a keyset position (a sample decodes its own).
+    """
     query(request, allowed)
     args = request.args
     return params.DocumentQuery(
@@ -118,19 +123,25 @@ def document_query(request: Request, allowed: tuple[str, ...]) -> params.Documen
         created_after=params.timestamp(args.get("created_after"), "created_after"),
         created_before=params.timestamp(args.get("created_before"), "created_before"),
         fields=params.fields(args.get("fields")) if "fields" in allowed else None,
-        after=params.document_cursor(args.get("cursor")) if "cursor" in allowed else None,
+        after=params.document_cursor(args.get("cursor")) if keyset else None,
     )
 
 
 @read_route(bp, "/<name:str>/documents", name="list_documents")
 async def list_documents(request: Request, name: str) -> HTTPResponse:
-    """A keyset page of documents, filtered by containment and projected in SQL."""
+    """A keyset page of documents, filtered by containment and projected in SQL.
+
+    At most ``limit`` documents, fewer when their data reaches ``PAGE_MAX_BYTES``
+    (``next_cursor`` then continues after the last one).
+    """
     authorize(request, READ)
     name = collection(name)
-    q = document_query(request, LIST_PARAMS)
+    q = document_query(request, LIST_PARAMS, keyset=True)
     limit = parse_limit(request.args.get("limit"))
+    settings = ctx(request).settings
+    budget = pages.Budget(settings.page_max_bytes, settings.page_first_rows)
     async with ctx(request).store.raw() as pg:
-        items, last = await queries.page(pg, name, q, limit)
+        items, last = await pages.page(pg, name, q, limit, budget)
     cursor = params.next_document_cursor(*last) if last else None
     return json({"items": items, "next_cursor": cursor})
 
@@ -148,17 +159,27 @@ async def count_documents(request: Request, name: str, op: str) -> HTTPResponse:
 
 @read_route(bp, "/<name:str>/<op:documents:sample>", name="sample_documents")
 async def sample_documents(request: Request, name: str, op: str) -> HTTPResponse:
-    """A reproducible pseudo-random sample: the same ``seed`` gives the same documents."""
+    """A reproducible pseudo-random sample: the same ``seed`` gives the same documents.
+
+    Like a page, a sample stops early once its data reaches ``PAGE_MAX_BYTES``; its
+    ``next_cursor`` then gives the rest of the same sample (the cursor carries the seed).
+    """
     authorize(request, READ)
     name = collection(name)
     q = document_query(request, SAMPLE_PARAMS)
     settings = ctx(request).settings
     n = params.positive_int(request.args.get("n"), "n", 100, settings.max_sample)
-    seed = request.args.get("seed") or secrets.token_hex(8)
-    if len(seed) > 128 or not seed.isprintable():
+    seed = request.args.get("seed")
+    if seed is not None and (len(seed) > 128 or not seed.isprintable()):
         raise problems.validation_failed(
             [{"loc": ["query", "seed"], "msg": "at most 128 printable characters"}]
         )
+    raw_cursor = request.args.get("cursor")
+    after = params.sample_cursor(raw_cursor, seed, n) if raw_cursor else None
+    seed = after.seed if after else (seed or secrets.token_hex(8))
+    position = pages.SamplePosition(after.rank, after.id, after.served) if after else None
+    budget = pages.Budget(settings.page_max_bytes, settings.page_first_rows)
     async with ctx(request).store.raw() as pg:
-        items = await queries.sample(pg, name, q, n, seed)
-    return json({"items": items, "seed": seed})
+        items, last = await pages.sample(pg, name, q, n, seed, budget, position)
+    cursor = params.next_sample_cursor(seed, last.rank, last.id, last.served) if last else None
+    return json({"items": items, "seed": seed, "next_cursor": cursor})

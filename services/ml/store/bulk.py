@@ -13,18 +13,23 @@ async def ingest(pg: asyncpg.Connection, name: str, texts: list[str]) -> list[st
     """COPY already-validated JSON texts into ``name``; returns the new ids in order.
 
     The texts go to PostgreSQL as they arrived (no decode/re-encode): the jsonb codec on
-    this connection takes text. ``FOR SHARE`` on the collection row keeps a concurrent
-    DELETE of the collection from interleaving with the COPY.
+    this connection takes text. The collection row is not locked (the runtime role may
+    not): if a concurrent DELETE removes the collection, the COPY fails its foreign key
+    (or, if the COPY's key checks came first, the DELETE waits and then takes the new
+    documents with it); either way the answer is consistent, the first a 404.
     """
     ids = [str(uuid.uuid4()) for _ in texts]
-    async with pg.transaction():
-        cid = await pg.fetchval("SELECT id FROM ml_collections WHERE name = $1 FOR SHARE", name)
-        if cid is None:
-            raise not_found(name)
-        if texts:
-            await pg.copy_records_to_table(
-                "ml_documents",
-                records=zip([cid] * len(texts), ids, texts, strict=True),
-                columns=["collection_id", "id", "data"],
-            )
+    try:
+        async with pg.transaction():
+            cid = await pg.fetchval("SELECT id FROM ml_collections WHERE name = $1", name)
+            if cid is None:
+                raise not_found(name)
+            if texts:
+                await pg.copy_records_to_table(
+                    "ml_documents",
+                    records=zip([cid] * len(texts), ids, texts, strict=True),
+                    columns=["collection_id", "id", "data"],
+                )
+    except asyncpg.ForeignKeyViolationError:
+        raise not_found(name) from None
     return ids

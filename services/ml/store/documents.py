@@ -14,7 +14,18 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, RowMapping, Text, cast, delete, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    RowMapping,
+    Text,
+    cast,
+    delete,
+    exc,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,7 +35,10 @@ from services.common.problems import Problem
 from services.ml.data import checked_document
 from services.ml.models import documents
 from services.ml.params import invalid, merge_patch
+from services.ml.store import collections
+from services.ml.store.engine import sqlstate
 
+FOREIGN_KEY_VIOLATION = "23503"
 _COLUMNS = (
     documents.c.id,
     cast(documents.c.data, Text).label("data"),
@@ -59,15 +73,23 @@ def _at_version(expected: int) -> ColumnElement[bool]:
 async def create(
     conn: AsyncConnection, cid: int, collection: str, data: dict[str, Any], doc_id: str | None
 ) -> dict[str, Any]:
-    """Insert one document (id generated unless given); 409 if the id is taken."""
-    row = (
-        await conn.execute(
-            insert(documents)
-            .values(collection_id=cid, id=doc_id or str(uuid.uuid4()), data=data)
-            .on_conflict_do_nothing()
-            .returning(*_COLUMNS)
-        )
-    ).first()
+    """Insert one document (id generated unless given); 409 if the id is taken.
+
+    404 if the collection was deleted since ``cid`` was read (its foreign key fails).
+    """
+    try:
+        row = (
+            await conn.execute(
+                insert(documents)
+                .values(collection_id=cid, id=doc_id or str(uuid.uuid4()), data=data)
+                .on_conflict_do_nothing()
+                .returning(*_COLUMNS)
+            )
+        ).first()
+    except exc.IntegrityError as error:
+        if sqlstate(error) == FOREIGN_KEY_VIOLATION:
+            raise collections.not_found(collection) from None
+        raise
     if row is None:
         raise Problem(409, "document-exists", f"document {doc_id!r} already exists")
     return as_document(row._mapping, collection)

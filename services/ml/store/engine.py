@@ -20,6 +20,7 @@ from services.common import problems
 from services.common.jsonbody import dumps_value, loads
 from services.common.problems import Problem
 from services.ml.settings import MlDatabaseSettings
+from services.ml.store.redact import is_database_error, redacted
 
 logger = logging.getLogger("strata.ml.store")
 
@@ -32,11 +33,13 @@ def _json_dumps(value: Any) -> str:
     return dumps_value(value).decode()  # integers of any size stay exact
 
 
-def create_engine(settings: MlDatabaseSettings) -> AsyncEngine:
-    """An engine whose every limit comes from settings."""
+def create_engine(settings: MlDatabaseSettings, *, migration: bool = False) -> AsyncEngine:
+    """An engine whose every limit comes from settings (``migration``: as the owner role)."""
     timeout_s = settings.statement_timeout_ms / 1000
     return create_async_engine(
-        settings.database_url(),
+        settings.database_url(migration=migration),
+        # Errors never quote bound parameters (document data): see store.redact.
+        hide_parameters=True,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
@@ -49,7 +52,7 @@ def create_engine(settings: MlDatabaseSettings) -> AsyncEngine:
             # Client-side guard too: a hung (not refusing) server must not hang a request.
             "command_timeout": timeout_s + settings.connect_timeout,
             "server_settings": {
-                "application_name": "strata-ml",
+                "application_name": "strata-ml-migrate" if migration else "strata-ml",
                 "statement_timeout": str(settings.statement_timeout_ms),
                 # Containment selectivity depends on the filter value: plan each query
                 # with its parameters instead of a cached generic plan.
@@ -87,7 +90,11 @@ def is_unavailable(error: BaseException) -> bool:
 
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
-    """Turn "database unavailable" failures into 503 ``store-unavailable``."""
+    """Turn "database unavailable" failures into 503 ``store-unavailable``.
+
+    Any other database error goes on as a :class:`~services.ml.store.redact.DatabaseError`
+    (a 500 whose log names no data).
+    """
     try:
         yield
     except Problem:
@@ -96,6 +103,8 @@ async def translate_errors() -> AsyncIterator[None]:
         if is_unavailable(error):
             logger.warning("store unavailable: %s", type(error).__name__)
             raise problems.store_unavailable("document store") from None
+        if is_database_error(error):
+            raise redacted(error) from None
         raise
 
 

@@ -167,6 +167,14 @@ class Api:
         self.client.close()
 
 
+def jwt_secrets(values_file: str) -> dict[str, str]:
+    """Each service's own HS256 secret, from the values file the chart is installed with."""
+    import yaml
+
+    auth = yaml.safe_load(Path(values_file).read_text())["auth"]
+    return {c: auth[c]["secret"] for c in COMPONENTS}
+
+
 def mint_token(component: str, secret: str) -> str:
     cli = REPO / ".venv" / "bin" / "strata"
     # the CLI signs with STRATA_JWT_SECRET (the dev default otherwise); STRATA_DEV_JWT_SECRET is
@@ -881,7 +889,8 @@ class Proofs:
         )
 
     def run(self) -> int:
-        self.tokens = {c: mint_token(c, self.args.jwt_secret) for c in COMPONENTS}
+        secrets = jwt_secrets(self.args.values)  # one key per service: never one for all
+        self.tokens = {c: mint_token(c, secrets[c]) for c in COMPONENTS}
         steps: list[tuple[str, Callable[[], str | None], bool]] = [
             ("proof 1: helm install --wait", self.p_install, True),
             ("proof 1: helm test", self.p_helm_test, False),
@@ -926,7 +935,6 @@ def main() -> int:
     ap.add_argument("--values", default=str(HERE / "values-e2e.yaml"))
     ap.add_argument("--namespace", default="strata-e2e")
     ap.add_argument("--release", default="strata")
-    ap.add_argument("--jwt-secret", required=True)
     ap.add_argument("--busybox-image", required=True)
     ap.add_argument("--containerd-sock", required=True)
     ap.add_argument(

@@ -10,7 +10,6 @@ set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/lib.sh"
 export PHASE_FILE; PHASE_FILE="$(mktemp /tmp/strata-e2e-phases.XXXXXX)"
-JWT_SECRET="$(awk -F'"' '/secret:/{print $2; exit}' "$HERE/values-e2e.yaml")"
 VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_ROOT/pyproject.toml" | head -n1)"
 IMAGES="strata-critical:$VERSION strata-ml:$VERSION strata-cache:$VERSION strata-test/postgres:15 strata-test/redis:7"
 DOCKER="${DOCKER:-/usr/bin/docker}"; [ -x "$DOCKER" ] || DOCKER="$(command -v docker || true)"
@@ -68,6 +67,6 @@ step smoke bash "$HERE/smoke.sh"
 [ -x "$REPO_ROOT/.venv/bin/python" ] || { log ".venv is missing: run make venv"; rc=1; exit 1; }
 "$REPO_ROOT/.venv/bin/python" "$HERE/proofs.py" \
   --kubeconfig "$KUBECONFIG_FILE" --helm "$TOOLS_DIR/helm" --kubectl "$TOOLS_DIR/kubectl" \
-  --jwt-secret "$JWT_SECRET" --busybox-image "$SMOKE_IMAGE" --containerd-sock "$CONTAINERD_SOCK" \
+  --busybox-image "$SMOKE_IMAGE" --containerd-sock "$CONTAINERD_SOCK" \
   ${STRATA_E2E_ONLY:+--only "$STRATA_E2E_ONLY"} || rc=1
 exit "$rc"

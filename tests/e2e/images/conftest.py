@@ -251,19 +251,27 @@ def critical_setup(stack: Stack, postgres: dict[str, Pg], images: dict[str, str]
 
 @pytest.fixture(scope="session")
 def ml_setup(stack: Stack, postgres: dict[str, Pg], images: dict[str, str]) -> ServiceSetup:
+    """The ml service's env, as the chart runs it: migrate as the owner, ml as its runtime role."""
     pg = postgres["ml"]
     jwt_secret = secrets.token_urlsafe(36)
+    app_password = secrets.token_urlsafe(18)
     env = {
         **_common_env("STRATA_ML_", jwt_secret),
         "STRATA_ML_DATABASE_HOST": pg.alias,
         "STRATA_ML_DATABASE_NAME": pg.database,
-        "STRATA_ML_DATABASE_USER": pg.user,
-        "STRATA_ML_DATABASE_PASSWORD": pg.password,
+        "STRATA_ML_DATABASE_USER": "strata_ml_app",
+        "STRATA_ML_DATABASE_PASSWORD": app_password,
+    }
+    migrate_env = {
+        **env,
+        "STRATA_ML_MIGRATION_USER": pg.user,
+        "STRATA_ML_MIGRATION_PASSWORD": pg.password,
     }
     code, logs = stack.run_to_completion(
-        "ml-migrate", images["ml"], ["migrate"], env=env, options=HARDENED
+        "ml-migrate", images["ml"], ["migrate"], env=migrate_env, options=HARDENED
     )
     assert code == 0, f"ml migrate exited {code}:\n{logs}"
+    # Like critical, the service never gets the owner's password.
     return ServiceSetup("ml", images["ml"], env, jwt_secret)
 
 

@@ -20,7 +20,10 @@ IMAGES_SH = ROOT / "tests" / "e2e" / "images.sh"
 DOCKERD_SH = ROOT / "tests" / "e2e" / "docker" / "dockerd.sh"
 LABEL = "strata.e2e"  # every container and network the tests make carries it
 VERSION = "0.1.0"
-SERVICE_IMAGES = {svc: f"strata-{svc}:{VERSION}" for svc in ("critical", "ml", "cache")}
+# images.sh tags the service images with $STRATA_IMAGE_TAG (default: the version), so that
+# parallel work on one Docker engine does not test another branch's images.
+TAG = os.environ.get("STRATA_IMAGE_TAG") or VERSION
+SERVICE_IMAGES = {svc: f"strata-{svc}:{TAG}" for svc in ("critical", "ml", "cache")}
 POSTGRES_IMAGE = "strata-test/postgres:15"
 REDIS_IMAGE = "strata-test/redis:7"
 

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import orjson
-import psutil
 import pytest
 
 from services.devstack.postgres import PostgresServer
-from tests.integration.ml.conftest import BIG_ROWS, open_transactions, slug
+from tests.integration.ml.conftest import BIG_ROWS, RssSampler, open_transactions, slug
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 RSS_GROWTH_LIMIT = 64 * 1024 * 1024  # the export is ~110 MB; buffering it would blow this
-
-
-class RssSampler(threading.Thread):
-    """Track the peak RSS of every worker process while an export runs."""
-
-    def __init__(self, service: ServiceProcess) -> None:
-        super().__init__(daemon=True)
-        assert service.process is not None
-        main = psutil.Process(service.process.pid)
-        self.workers = [p for p in main.children(recursive=True) if "python" in p.name()]
-        assert len(self.workers) >= 2
-        self.baseline = {p.pid: p.memory_info().rss for p in self.workers}
-        self.peak = dict(self.baseline)
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.02):
-            for p in self.workers:
-                self.peak[p.pid] = max(self.peak[p.pid], p.memory_info().rss)
-
-    def growth(self) -> int:
-        return max(self.peak[pid] - self.baseline[pid] for pid in self.baseline)
 
 
 def test_export_is_complete_ordered_and_memory_bounded(

@@ -69,7 +69,7 @@ def test_head_answers_wherever_get_does(client: httpx.Client, collection: str) -
         (C + "/{c}/documents", {"filters": "{}"}),
         (C + "/{c}/documents:count", {"limit": "1"}),
         (C + "/{c}/documents:count", {"fields": "a"}),
-        (C + "/{c}/documents:sample", {"cursor": "x"}),
+        (C + "/{c}/documents:sample", {"limit": "5"}),
         (C + "/{c}/documents/d1", {"fields": "a"}),
         (C + "/{c}/export", {"cursor": "e30"}),
         (C + "/{c}/export", {"cursor": "bm9wZQ"}),

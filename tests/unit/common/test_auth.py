@@ -1,4 +1,5 @@
-"""Token verification: HS256 and RS256, audience, expiry, scopes, the verified-token cache."""
+"""Token verification with configured keys: HS256 and an RS256 PEM, audience, expiry, scopes,
+the verified-token cache. (JWKS: test_jwks.py; algorithms and key confusion: test_keys.py.)"""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.common.auth import TokenVerifier, mint_token
 from services.common.cache import CachingVerifier
+from services.common.keys import StaticKey, load_public_key
 from services.common.problems import Problem
 
 SECRET = "unit-test-secret-that-is-long-enough-0123"
 
 
 def _verifier(**kw) -> TokenVerifier:
-    return TokenVerifier(key=SECRET, algorithm="HS256", audience="strata-critical", **kw)
+    return TokenVerifier.hs256(SECRET, "strata-critical", **kw)
 
 
 def _status(call) -> int:
@@ -73,7 +75,11 @@ def test_rs256_with_a_public_key() -> None:
         .decode()
     )
     token = mint_token(key=pem, audience="strata-ml", scopes=["docs:read"], algorithm="RS256")
-    v = TokenVerifier(key=public, algorithm="RS256", audience="strata-ml")
+    v = TokenVerifier(
+        keys=StaticKey(load_public_key(public, ["RS256"])),
+        algorithms=["RS256"],
+        audience="strata-ml",
+    )
     assert v.verify(token).scopes == {"docs:read"}
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = mint_token(key=other, audience="strata-ml", scopes=[], algorithm="RS256")

@@ -39,7 +39,7 @@ def test_production_refuses_missing_or_placeholder_secrets(monkeypatch) -> None:
 def test_development_uses_the_dev_secret_and_rs256_needs_a_key(monkeypatch) -> None:
     assert DemoSettings(environment="development").jwt_key == DEV_JWT_SECRET
     with pytest.raises(ValidationError, match="jwt_public_key"):
-        DemoSettings(environment="development", jwt_algorithm="RS256")
+        DemoSettings(environment="development", jwt_algorithms=["RS256"])
 
 
 def test_secrets_can_come_from_files(monkeypatch, tmp_path: Path) -> None:

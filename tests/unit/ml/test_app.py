@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from services.ml.app import create_app
-from services.ml.settings import MlSettings
+from services.ml.settings import MlDatabaseSettings, MlSettings
 from services.ml.spec import OPERATIONS
 
 
@@ -61,10 +62,11 @@ def test_database_password_from_file(tmp_path: object, monkeypatch: pytest.Monke
 
 def test_defaults_match_the_configuration_contract() -> None:
     s = settings()
-    assert (s.host, s.port, s.database_name, s.database_user) == (
+    assert (s.host, s.port, s.database_name, s.database_user, s.migration_user) == (
         "0.0.0.0",
         8000,
         "strata_ml",
+        "strata_ml_app",
         "strata_ml",
     )
     assert (s.pool_size, s.max_overflow, s.pool_timeout, s.statement_timeout_ms) == (
@@ -79,3 +81,23 @@ def test_defaults_match_the_configuration_contract() -> None:
         33_554_432,
     )
     assert s.export_batch_size == 2000
+    assert (s.export_batch_bytes, s.page_max_bytes) == (4 * 1024 * 1024, 4 * 1024 * 1024)
+    assert (s.export_max_concurrent, s.export_retry_after, s.export_send_timeout) == (2, 5, 30.0)
+
+
+def test_migration_password_from_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "owner"
+    secret.write_text("owner-secret\n")
+    monkeypatch.setenv("STRATA_ML_MIGRATION_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("STRATA_ML_MIGRATION_USER", "ml_owner")
+    loaded = MlDatabaseSettings()
+    owner = loaded.database_url(migration=True)
+    assert (owner.username, owner.password) == ("ml_owner", "owner-secret")
+    runtime = loaded.database_url()
+    assert (runtime.username, runtime.password) == ("strata_ml_app", None)
+
+
+def test_exports_cannot_take_the_whole_pool() -> None:
+    with pytest.raises(ValueError, match="export_max_concurrent"):
+        settings(pool_size=2, export_max_concurrent=2)
+    assert settings(pool_size=2, max_overflow=1, export_max_concurrent=2).pool_size == 2

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.common.cursor import encode_cursor
 from services.common.problems import Problem
 from services.ml import params
 from services.ml.data import checked_document
@@ -186,3 +187,35 @@ def test_merge_patch_rfc7396(target: Any, patch: Any, result: Any) -> None:
     original = repr(target)
     assert params.merge_patch(target, patch) == result
     assert repr(target) == original  # the target is not mutated
+
+
+RANK = "0123456789abcdef0123456789abcdef"
+
+
+def test_sample_cursor_round_trip() -> None:
+    raw = params.next_sample_cursor("seed-1", RANK, "doc-7", 3)
+    assert params.sample_cursor(raw, None, 10) == params.SampleCursor("seed-1", RANK, "doc-7", 3)
+    assert params.sample_cursor(raw, "seed-1", 4).served == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "seed", "n"),
+    [
+        ({"s": "seed-1", "r": RANK, "i": "doc-7", "k": 3}, "other-seed", 10),  # another sample
+        ({"s": "seed-1", "r": RANK, "i": "doc-7", "k": 3}, None, 3),  # nothing left of n
+        ({"s": "seed-1", "r": RANK, "i": "doc-7", "k": 0}, None, 10),
+        ({"s": "seed-1", "r": RANK, "i": "doc-7", "k": True}, None, 10),
+        ({"s": "seed-1", "r": RANK, "i": "doc-7", "k": "3"}, None, 10),
+        ({"s": "seed-1", "r": RANK.upper(), "i": "doc-7", "k": 3}, None, 10),
+        ({"s": "seed-1", "r": RANK, "i": "bad id!", "k": 3}, None, 10),
+        ({"s": "", "r": RANK, "i": "doc-7", "k": 3}, None, 10),
+        ({"s": "x" * 129, "r": RANK, "i": "doc-7", "k": 3}, None, 10),
+        ({"r": RANK, "i": "doc-7", "k": 3}, None, 10),
+    ],
+)
+def test_sample_cursor_refuses_what_it_did_not_make(
+    key: dict[str, object], seed: str | None, n: int
+) -> None:
+    with pytest.raises(Problem) as raised:
+        params.sample_cursor(encode_cursor(key), seed, n)
+    assert (raised.value.status, raised.value.slug) == (400, "invalid-cursor")

@@ -1,14 +1,17 @@
-{{- define "strata.cache.secretEnv" -}}
-{{ include "strata.app.jwtEnv" . }}
+{{/* Secret files of the cache server: JWT and, with auth, the Redis password. */}}
+{{- define "strata.cache.secretFiles" -}}
+{{ include "strata.app.jwtSecretFile" . }}
 {{- if .root.Values.redis.auth.enabled }}
-- name: STRATA_CACHE_REDIS_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "strata.redis.secretName" .root }}
-      key: {{ .root.Values.redis.auth.secretKeys.passwordKey }}
+- env: STRATA_CACHE_REDIS_PASSWORD_FILE
+  secret: {{ include "strata.redis.secretName" .root }}
+  key: {{ .root.Values.redis.auth.secretKeys.passwordKey }}
+  path: redis-password
 {{- end }}
 {{- end -}}
 
 {{/* cache needs no migration; /readyz reports Redis until it answers. */}}
 {{- define "strata.cache.initContainers" -}}
+{{- end -}}
+
+{{- define "strata.cache.initVolumes" -}}
 {{- end -}}

@@ -1,11 +1,26 @@
-{{/* Secrets the critical container gets: JWT and the runtime role's password only. */}}
-{{- define "strata.critical.secretEnv" -}}
-{{ include "strata.app.jwtEnv" . }}
-- name: STRATA_CRITICAL_DATABASE_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "strata.postgresqlCritical.secretName" .root }}
-      key: {{ .root.Values.postgresqlCritical.auth.secretKeys.appPasswordKey }}
+{{/* Secret files of the critical server: JWT and the runtime role's password only. */}}
+{{- define "strata.critical.secretFiles" -}}
+{{ include "strata.app.jwtSecretFile" . }}
+- env: STRATA_CRITICAL_DATABASE_PASSWORD_FILE
+  secret: {{ include "strata.postgresqlCritical.secretName" .root }}
+  key: {{ .root.Values.postgresqlCritical.auth.secretKeys.appPasswordKey }}
+  path: database-password
+{{- end -}}
+
+{{/* Secret files of `migrate`: both passwords (it sets the runtime role's), no JWT. */}}
+{{- define "strata.critical.migrateSecretFiles" -}}
+- env: STRATA_CRITICAL_DATABASE_PASSWORD_FILE
+  secret: {{ include "strata.postgresqlCritical.secretName" .root }}
+  key: {{ .root.Values.postgresqlCritical.auth.secretKeys.appPasswordKey }}
+  path: database-password
+- env: STRATA_CRITICAL_MIGRATION_PASSWORD_FILE
+  secret: {{ include "strata.postgresqlCritical.secretName" .root }}
+  key: {{ .root.Values.postgresqlCritical.auth.secretKeys.ownerPasswordKey }}
+  path: migration-password
+{{- end -}}
+
+{{- define "strata.critical.initVolumes" -}}
+{{ include "strata.secretFiles.volume" (dict "name" "migrate-secrets" "files" (include "strata.critical.migrateSecretFiles" . | fromYamlArray)) }}
 {{- end -}}
 
 {{/*
@@ -24,18 +39,9 @@ migrate creates/updates the runtime role, whose password it needs too.
         name: {{ include "strata.componentName" . }}
   env:
     # No JWT secret: `migrate` verifies no tokens (MigrationSettings).
-    - name: STRATA_CRITICAL_DATABASE_PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "strata.postgresqlCritical.secretName" .root }}
-          key: {{ .root.Values.postgresqlCritical.auth.secretKeys.appPasswordKey }}
+    {{- include "strata.secretFiles.env" (include "strata.critical.migrateSecretFiles" . | fromYamlArray) | nindent 4 }}
     - name: STRATA_CRITICAL_MIGRATION_USER
       value: {{ .root.Values.postgresqlCritical.auth.ownerUsername | quote }}
-    - name: STRATA_CRITICAL_MIGRATION_PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "strata.postgresqlCritical.secretName" .root }}
-          key: {{ .root.Values.postgresqlCritical.auth.secretKeys.ownerPasswordKey }}
     {{- with .values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -46,4 +52,5 @@ migrate creates/updates the runtime role, whose password it needs too.
   volumeMounts:
     - name: tmp
       mountPath: /tmp
+    {{- include "strata.secretFiles.mount" "migrate-secrets" | nindent 4 }}
 {{- end -}}
