@@ -27,7 +27,7 @@ def create_app(settings: CriticalSettings | None = None) -> Flask:
     metrics = Metrics("critical", settings.version, settings.revision)
     db.instrument_pool(engine, metrics, settings.pool_size + settings.max_overflow)
     health = Health()
-    app.extensions[EXTENSION] = db.make_sessionmaker(engine)
+    app.extensions[EXTENSION] = db.make_sessionmaker(engine, settings.statement_timeout_ms / 1000)
     app.extensions[HEALTH_EXTENSION] = health
     app.extensions["strata.engine"] = engine
     app.extensions["strata.metrics"] = metrics

@@ -19,12 +19,17 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from services.common.metrics import Metrics
 from services.common.problems import Problem, store_unavailable
+from services.critical import commit_guard
 from services.critical.settings import CriticalSettings
 
 logger = logging.getLogger(__name__)
 
 # SQLSTATEs that mean "the database is not answering in time", not "your request is wrong".
-_UNAVAILABLE_SQLSTATES = {"57014", "57P01", "57P02", "57P03", "55P03", "08000", "08003", "08006"}
+# 25006 (read-only transaction): a write reached a server that is no longer the primary
+# (a pooled connection to a demoted leader, mid-switchover).
+_UNAVAILABLE_SQLSTATES = {
+    "57014", "57P01", "57P02", "57P03", "55P03", "08000", "08003", "08006", "25006",
+}  # fmt: skip
 
 
 def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engine:
@@ -55,9 +60,15 @@ def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engin
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit (responses are built after it)."""
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(engine: Engine, commit_timeout: float = 5.0) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (responses are built after it).
+
+    A commit acknowledged to a client is on two servers when PostgreSQL replicates
+    synchronously, and a COMMIT never waits longer than ``commit_timeout`` (commit_guard).
+    """
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    commit_guard.install(engine, factory, commit_timeout)
+    return factory
 
 
 def instrument_pool(engine: Engine, metrics: Metrics, capacity: int) -> None:
@@ -90,7 +101,7 @@ def ping(engine: Engine) -> str:
 
 def as_problem(exc: Exception) -> Problem | None:
     """Map a store failure to 503 ``store-unavailable``; None when it is not one."""
-    if isinstance(exc, PoolTimeout):
+    if isinstance(exc, PoolTimeout | commit_guard.UnreplicatedCommitError):
         return store_unavailable("database")
     if isinstance(exc, OperationalError):
         return store_unavailable("database")

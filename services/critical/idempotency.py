@@ -83,6 +83,15 @@ def claim(session: Session, subject: str, key: str, request_hash: str) -> Stored
             "idempotency-key-reuse",
             "this Idempotency-Key was already used with a different request",
         )
+    # The replay acknowledges the original outcome again: a (no-op) write makes this
+    # transaction's COMMIT wait, like any write, until synchronous standbys confirm the WAL
+    # before it, the original transaction included (else commit_guard answers 503).
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.subject == subject, IdempotencyKey.key == key)
+        .values(status_code=IdempotencyKey.status_code)
+        .execution_options(synchronize_session=False)
+    )
     return StoredResponse(stored.status_code, stored.response)
 
 

@@ -34,6 +34,9 @@ class MlDatabaseSettings(BaseSettings):
     database_password: SecretStr | None = None
     migration_user: str = "strata_ml"
     migration_password: SecretStr | None = None
+    # Reads (GET, list, count, sample, export) go here when set: the PostgreSQL read-only
+    # Service (replicas). They may trail the primary by the replication lag.
+    read_database_host: str = ""
 
     # Per worker process: workers x (pool_size + max_overflow) must fit max_connections.
     pool_size: int = Field(default=5, ge=1, le=100)
@@ -52,10 +55,13 @@ class MlDatabaseSettings(BaseSettings):
                 data[name] = Path(path).read_text(encoding="utf-8").strip()
         return data
 
-    def database_url(self, driver: str = "asyncpg", *, migration: bool = False) -> URL:
+    def database_url(
+        self, driver: str = "asyncpg", *, migration: bool = False, read: bool = False
+    ) -> URL:
         """The SQLAlchemy URL of the ml database (holds the password: never log it).
 
-        The runtime role's by default; the owner role's when ``migration``.
+        The runtime role's by default; the owner role's when ``migration``. ``read`` gives
+        the replicas' address when ``read_database_host`` is set.
         """
         user, secret = (
             (self.migration_user, self.migration_password)
@@ -66,7 +72,7 @@ class MlDatabaseSettings(BaseSettings):
             f"postgresql+{driver}",
             username=user,
             password=secret.get_secret_value() if secret else None,
-            host=self.database_host,
+            host=(self.read_database_host or self.database_host) if read else self.database_host,
             port=self.database_port,
             database=self.database_name,
         )

@@ -66,7 +66,11 @@ def test_every_container_has_probes_resources_and_security(rendered: Render) -> 
         # "strata-critical", colliding with the services' own STRATA_<SVC>_* settings.
         assert spec.get("enableServiceLinks") is False, name
         assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
-        assert spec.get("automountServiceAccountToken") is False, name
+        # Only the Patroni members talk to the Kubernetes API (their consensus store).
+        patroni = name.startswith("strata-postgresql-")
+        assert spec.get("automountServiceAccountToken") is patroni, name
+        if patroni:
+            assert spec["serviceAccountName"] == name
         for c in all_containers(spec):
             where = f"{name}/{c['name']}"
             csc = c["securityContext"]
@@ -121,10 +125,18 @@ def test_selectors_match_pod_labels(rendered: Render) -> None:
         assert selector.items() <= labels.items(), d["metadata"]["name"]
         assert "helm.sh/chart" not in selector
         assert "app.kubernetes.io/version" not in selector
-    for kind in ("Service", "PodDisruptionBudget", "ServiceMonitor"):
+    for kind in ("Service", "PodDisruptionBudget", "ServiceMonitor", "PodMonitor"):
         for obj in rendered.kind(kind):
-            sel = obj["spec"]["selector"]
+            sel = obj["spec"].get("selector")
+            if sel is None:  # Patroni's primary and config Services: Endpoints by Patroni
+                assert obj["metadata"]["labels"]["strata.io/postgresql-service"] in (
+                    "primary",
+                    "patroni-config",
+                )
+                continue
             sel = sel.get("matchLabels", sel) if kind != "Service" else sel
+            # The read-only Service adds Patroni's role label, which Patroni sets at runtime.
+            sel = {k: v for k, v in sel.items() if k != "role"}
             if kind == "ServiceMonitor":
                 matched = [
                     s
@@ -152,7 +164,9 @@ def test_service_ports_name_container_ports(rendered: Render) -> None:
         for d in workloads(rendered)
     }
     for svc in rendered.kind("Service"):
-        sel = svc["spec"]["selector"]
+        if "selector" not in svc["spec"]:
+            continue  # Patroni's Endpoints carry the port names (test_postgresql_ha)
+        sel = {k: v for k, v in svc["spec"]["selector"].items() if k != "role"}
         (target,) = [ports for lbl, ports in ports_by_pod.values() if sel.items() <= lbl.items()]
         for port in svc["spec"]["ports"]:
             assert port["targetPort"] in target, f"{svc['metadata']['name']}: {port}"
@@ -333,7 +347,7 @@ def test_critical_runtime_gets_only_runtime_credentials(rendered: Render) -> Non
 def test_secrets_are_read_only_files_not_environment(rendered: Render) -> None:
     """Every Strata container and the Redis server get secrets as files: read-only, mode
     0440 (group = the pod's fsGroup), only the keys they need; *_FILE names an existing file.
-    (The PostgreSQL StatefulSets are the accepted exception: checkov-skips.yaml.)"""
+    The PostgreSQL members too: their entrypoint hands the files to Patroni."""
     for name, spec in pods(rendered):
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         secret_vols = {n for n, v in volumes.items() if "projected" in v or "secret" in v}
@@ -345,8 +359,7 @@ def test_secrets_are_read_only_files_not_environment(rendered: Render) -> None:
         for c in all_containers(spec):
             where = f"{name}/{c['name']}"
             env = c.get("env", [])
-            if "postgresql" not in name:
-                assert not [e for e in env if "secretKeyRef" in e.get("valueFrom", {})], where
+            assert not [e for e in env if "secretKeyRef" in e.get("valueFrom", {})], where
             assert not [s for s in c.get("envFrom", []) if "secretRef" in s], where
             for mount in c.get("volumeMounts", []):
                 if mount["name"] in secret_vols:
@@ -401,9 +414,11 @@ def test_bundled_ml_database_bootstraps_the_owner_and_both_passwords(render: Ren
     r = render(None)
     server = pod_spec(r.get("StatefulSet", "strata-postgresql-ml"))["containers"][0]
     env = {e["name"]: e for e in server["env"]}
-    # The server's superuser is ml's owner role; the runtime role is migrate's to create.
-    assert env["POSTGRES_USER"]["value"] == "strata_ml"
-    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
+    # The cluster's superuser (Patroni's bootstrap) is ml's owner role; the runtime role is
+    # migrate's to create.
+    assert env["PATRONI_SUPERUSER_USERNAME"]["value"] == "strata_ml"
+    files = mounted_secret_files(pod_spec(r.get("StatefulSet", "strata-postgresql-ml")), server)
+    assert files[env["STRATA_PG_SUPERUSER_PASSWORD_FILE"]["value"]] == "password"
     assert set(r.get("Secret", "strata-postgresql-ml")["data"]) == {"password", "app-password"}
     config = config_env(r, "ml")
     assert config["STRATA_ML_DATABASE_USER"] == "strata_ml_app"
@@ -462,8 +477,10 @@ def test_connection_budget_under_max_connections(rendered: Render) -> None:
             s for s in rendered.kind("StatefulSet") if s["metadata"]["name"] == f"strata-{store}"
         ]
         if sts:
-            args = sts[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-            (max_conn,) = [int(a.split("=")[1]) for a in args if a.startswith("max_connections=")]
+            dynamic = json.loads(
+                rendered.get("ConfigMap", f"strata-{store}-patroni")["data"]["dynamic.json"]
+            )
+            max_conn = int(dynamic["postgresql"]["parameters"]["max_connections"])
         else:
             key = "postgresqlCritical" if svc == "critical" else "postgresqlMl"
             max_conn = values[key]["maxConnections"]
@@ -611,12 +628,15 @@ def test_network_policies(rendered: Render) -> None:
         (peer,) = egress["to"]
         assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == store
         store_np = nps[f"strata-{store}"]
-        (sin,) = store_np["ingress"]
+        sin = store_np["ingress"][0]
         (src,) = sin["from"]
         assert src["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == svc
-        # each store is reachable by its own service only
+        # each store is reachable by its own service only (and by its own Patroni members)
         for other in set(stores) - {svc}:
             assert f"'{other}'" not in str(store_np)
+        if store != "redis":
+            assert len(store_np["ingress"]) == 3, store
+            assert store_np["policyTypes"] == ["Ingress", "Egress"]
 
 
 def test_scrape_annotations_and_service_monitor(rendered: Render) -> None:
@@ -658,28 +678,36 @@ def test_config_change_rolls_pods(render: RenderFn) -> None:
     )
 
 
-def test_stores_follow_the_official_images(render: RenderFn) -> None:
+def test_stores_keep_the_previous_volumes_and_ids(render: RenderFn) -> None:
+    """What `helm upgrade` from the single-server chart relies on: same StatefulSet shape."""
     r = render(None)
     for store, user, db in (
         ("postgresql-critical", "strata_owner", "strata_critical"),
         ("postgresql-ml", "strata_ml", "strata_ml"),
     ):
         sts = r.get("StatefulSet", f"strata-{store}")
+        assert sts["spec"]["serviceName"] == f"strata-{store}-hl"
+        assert sts["spec"]["podManagementPolicy"] == "OrderedReady"
         spec = pod_spec(sts)
         (c,) = spec["containers"]
-        assert c["image"] == "postgres:16-bookworm"
+        assert c["image"] == "strata-postgresql:15-patroni4.1.5"
         env = {e["name"]: e for e in c["env"]}
-        assert env["POSTGRES_USER"]["value"] == user
-        assert env["POSTGRES_DB"]["value"] == db
+        assert env["PATRONI_SUPERUSER_USERNAME"]["value"] == user
+        assert env["STRATA_PG_DATABASE"]["value"] == db
         assert env["PGDATA"]["value"] == "/var/lib/postgresql/data/pgdata"
-        assert "secretKeyRef" in env["POSTGRES_PASSWORD"]["valueFrom"]
+        # The superuser's password (the owner's) is a file, for Patroni and for replication.
+        files = mounted_secret_files(spec, c)
+        owner_key = {"strata_owner": "owner-password", "strata_ml": "password"}[user]
+        for var in ("STRATA_PG_SUPERUSER_PASSWORD_FILE", "STRATA_PG_REPLICATION_PASSWORD_FILE"):
+            assert files[env[var]["value"]] == owner_key
+        assert files[env["STRATA_PG_RESTAPI_PASSWORD_FILE"]["value"]] == "restapi-password"
+        assert not [e for e in c["env"] if "PASSWORD" in e["name"] and "valueFrom" in e]
         assert spec["securityContext"]["runAsUser"] == 999
-        stop = c["lifecycle"]["preStop"]["exec"]["command"]
-        assert stop[:4] == ["pg_ctl", "stop", "-m", "fast"]
-        assert int(stop[-1]) < spec["terminationGracePeriodSeconds"]
+        assert c["lifecycle"]["preStop"]["exec"]["command"][-1] == "prestop"
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         assert {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"} <= mounts
         (vct,) = sts["spec"]["volumeClaimTemplates"]
+        assert vct["metadata"]["name"] == "data"
         assert vct["spec"]["resources"]["requests"]["storage"] == "8Gi"
         assert "storageClassName" not in vct["spec"], "default StorageClass unless set"
     redis = pod_spec(r.get("StatefulSet", "strata-redis"))["containers"][0]
@@ -731,7 +759,7 @@ def test_every_image_is_overridable(render: RenderFn) -> None:
         "local/strata-critical:e2e": "Never",
         "local/strata-ml:e2e": "Never",
         "local/strata-cache:e2e": "Never",
-        "local/postgres:16-bookworm": "Never",
+        "local/strata-postgresql:15-patroni4.1.5": "Never",
         "local/redis:7-bookworm": "Never",
     }
     reg = render(
@@ -740,7 +768,7 @@ def test_every_image_is_overridable(render: RenderFn) -> None:
     )
     got = {c["image"] for _, spec in pods(reg) for c in all_containers(spec)}
     assert "registry.example.com/strata-critical:0.1.0" in got
-    assert "registry.example.com/postgres:16-bookworm" in got
+    assert "registry.example.com/strata-postgresql:15-patroni4.1.5" in got
     assert "registry.example.com/redis:7-bookworm@sha256:" + "a" * 64 in got
 
 
@@ -756,7 +784,7 @@ def test_every_image_can_be_pinned_by_digest(render: RenderFn) -> None:
         f"registry.example.com/strata-critical@{digest['critical']}",
         f"registry.example.com/strata-ml@{digest['ml']}",
         f"registry.example.com/strata-cache@{digest['cache']}",
-        f"registry.example.com/postgres:16-bookworm@{digest['postgresqlCritical']}",
+        f"registry.example.com/strata-postgresql:15-patroni4.1.5@{digest['postgresqlCritical']}",
         f"registry.example.com/redis:7-bookworm@{digest['redis']}",
     }
     for _, spec in pods(r):

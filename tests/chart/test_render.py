@@ -21,7 +21,10 @@ from .conftest import (
 )
 
 #: Custom resources: no schema in kubernetes-validate; checked structurally in test_objects.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+}
 
 
 @pytest.mark.parametrize("kube_version", LINT_VERSIONS)
@@ -102,6 +105,9 @@ K8S_1_20 = {
     ("v1", "ConfigMap"),
     ("v1", "Service"),
     ("v1", "Pod"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
     ("policy/v1beta1", "PodDisruptionBudget"),

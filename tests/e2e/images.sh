@@ -2,7 +2,7 @@
 # Build Strata's container images on a machine without an image registry. Idempotent.
 #
 #   bash tests/e2e/images.sh                 # everything, in this order:
-#   bash tests/e2e/images.sh base postgres redis critical ml cache
+#   bash tests/e2e/images.sh base postgres redis postgresql critical ml cache
 #
 #   base      local/python-base:bookworm  Debian bookworm + python3.11 + venv, made with
 #                                         debootstrap (no registry to pull from); built only
@@ -14,6 +14,8 @@
 #                                         the official image's env, PGDATA and uid 999)
 #   redis     strata-test/redis:7         tests/e2e/docker/redis (Debian's Redis 7, the official
 #                                         image's command, /data and uid 999)
+#   postgresql strata-postgresql:15-patroni4.1.5  k8s/postgres: the chart's PostgreSQL (Debian's
+#                                         PostgreSQL 15 + pgBackRest, Patroni from PyPI, pinned)
 #
 # Docker's layer cache makes a second run fast; the service images rebuild only the layers
 # whose inputs changed (dependencies are one layer keyed on pyproject.toml, code another).
@@ -28,7 +30,9 @@
 #                        debian:bookworm-slim works too)
 #   STRATA_DEBIAN_MIRROR mirror for debootstrap (default: the one apt uses, else deb.debian.org)
 #   STRATA_CA_BUNDLE     CA bundle handed to pip as a build secret (default: the system bundle)
-#   STRATA_IMAGE_TAG     service image tag (default: version from pyproject.toml)
+#   STRATA_IMAGE_TAG     service image tag (default: version from pyproject.toml); also the
+#                        suffix of the PostgreSQL image's tag (15-patroni<version>-<tag>)
+#   STRATA_POSTGRESQL_IMAGE  the PostgreSQL image's full name (overrides the above)
 #   STRATA_IMAGE_SOURCE  org.opencontainers.image.source (default: git remote origin, if any)
 #   STRATA_REBUILD_BASE=1  rebuild the debootstrap base even if it exists
 #   STRATA_NO_CACHE=1    docker build --no-cache
@@ -45,6 +49,10 @@ TEST_BASE_IMAGE=${STRATA_TEST_BASE_IMAGE:-$BASE_IMAGE}
 CA_BUNDLE=${STRATA_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -n1)
 TAG=${STRATA_IMAGE_TAG:-$VERSION}
+# The chart's PostgreSQL image: its tag names what it runs (k8s/postgres/requirements.txt).
+PATRONI_VERSION=$(sed -n 's/^patroni\[kubernetes\]==//p' "$ROOT/k8s/postgres/requirements.txt")
+# With STRATA_IMAGE_TAG it carries that tag as a suffix, like the service images take it.
+POSTGRESQL_IMAGE=${STRATA_POSTGRESQL_IMAGE:-strata-postgresql:15-patroni$PATRONI_VERSION${STRATA_IMAGE_TAG:+-$STRATA_IMAGE_TAG}}
 # Read-only git queries: the revision label and the source URL.
 REVISION=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [[ $REVISION != unknown ]] && [[ -n $(git -C "$ROOT" --no-optional-locks status --porcelain -- services pyproject.toml 'Dockerfile.*' 2>/dev/null) ]]; then
@@ -192,7 +200,7 @@ service() { # critical|ml|cache
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(base postgres redis critical ml cache)
+[[ ${#targets[@]} -gt 0 ]] || targets=(base postgres redis postgresql critical ml cache)
 total=$SECONDS
 bash "$HERE/dockerd.sh"
 for t in "${targets[@]}"; do
@@ -202,6 +210,13 @@ for t in "${targets[@]}"; do
         [[ $BASE_IMAGE != local/python-base:bookworm ]] || "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 || build_base
         service "$t"
         ;;
+    postgresql)
+        [[ $BASE_IMAGE != local/python-base:bookworm ]] || "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 || build_base
+        pg_secret=()
+        [[ -s $CA_BUNDLE ]] && pg_secret=(--secret "id=ca,src=$CA_BUNDLE")
+        build "$POSTGRESQL_IMAGE" "$ROOT/k8s/postgres" "$ROOT/k8s/postgres/Dockerfile" "${pg_secret[@]}" \
+            --build-arg "BASE_IMAGE=$BASE_IMAGE"
+        ;;
     postgres | redis)
         [[ $TEST_BASE_IMAGE != local/python-base:bookworm ]] || "$DOCKER" image inspect "$TEST_BASE_IMAGE" >/dev/null 2>&1 || build_base
         major=15
@@ -210,7 +225,7 @@ for t in "${targets[@]}"; do
             --build-arg "BASE_IMAGE=$TEST_BASE_IMAGE"
         ;;
     *)
-        log "unknown target: $t (base, postgres, redis, critical, ml, cache)"
+        log "unknown target: $t (base, postgres, redis, postgresql, critical, ml, cache)"
         exit 2
         ;;
     esac

@@ -33,6 +33,9 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- if and (not $v.redis.enabled) $v.redis.auth.enabled (not $v.redis.auth.existingSecret) (not $v.redis.auth.password) -}}
 {{- $errors = append $errors "an external Redis with auth.enabled needs redis.auth.password or redis.auth.existingSecret" -}}
 {{- end -}}
+{{- if and $v.ml.readReplicas (or (not $v.postgresqlMl.enabled) (lt (int $v.postgresqlMl.replicas) 2)) -}}
+{{- $errors = append $errors "ml.readReplicas needs the bundled PostgreSQL with postgresqlMl.replicas >= 2 (replicas to read from)" -}}
+{{- end -}}
 {{- if and $v.ingress.enabled (not $v.ingress.host) -}}
 {{- $errors = append $errors "ingress.enabled needs ingress.host, the DNS name clients use (e.g. --set ingress.host=api.example.com): an Ingress without a host answers for any Host header" -}}
 {{- end -}}

@@ -119,7 +119,7 @@ async def _stream(request: Request, name: str, q: DocumentQuery) -> None:
 
     sent = 0
     async with (
-        app.store.raw() as pg,
+        app.store.raw(read=True) as pg,
         export.export(pg, name, q, budget, idle_ms) as chunks,
     ):
         response: HTTPResponse = await request.respond(content_type=NDJSON)

@@ -140,7 +140,7 @@ async def list_documents(request: Request, name: str) -> HTTPResponse:
     limit = parse_limit(request.args.get("limit"))
     settings = ctx(request).settings
     budget = pages.Budget(settings.page_max_bytes, settings.page_first_rows)
-    async with ctx(request).store.raw() as pg:
+    async with ctx(request).store.raw(read=True) as pg:
         items, last = await pages.page(pg, name, q, limit, budget)
     cursor = params.next_document_cursor(*last) if last else None
     return json({"items": items, "next_cursor": cursor})
@@ -153,7 +153,7 @@ async def count_documents(request: Request, name: str, op: str) -> HTTPResponse:
     authorize(request, READ)
     name = collection(name)
     q = document_query(request, FILTERS)
-    async with ctx(request).store.raw() as pg:
+    async with ctx(request).store.raw(read=True) as pg:
         return json({"count": await queries.count(pg, name, q)})
 
 
@@ -179,7 +179,7 @@ async def sample_documents(request: Request, name: str, op: str) -> HTTPResponse
     seed = after.seed if after else (seed or secrets.token_hex(8))
     position = pages.SamplePosition(after.rank, after.id, after.served) if after else None
     budget = pages.Budget(settings.page_max_bytes, settings.page_first_rows)
-    async with ctx(request).store.raw() as pg:
+    async with ctx(request).store.raw(read=True) as pg:
         items, last = await pages.sample(pg, name, q, n, seed, budget, position)
     cursor = params.next_sample_cursor(seed, last.rank, last.id, last.served) if last else None
     return json({"items": items, "seed": seed, "next_cursor": cursor})

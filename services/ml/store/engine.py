@@ -26,18 +26,24 @@ logger = logging.getLogger("strata.ml.store")
 
 # SQLSTATE classes/codes meaning "the database is not there right now", not "bad request".
 _UNAVAILABLE_CLASSES = ("08", "53", "57")  # connection, resources, operator intervention
-_UNAVAILABLE_CODES = {"57014", "55P03", "40P01"}  # statement timeout, lock timeout, deadlock
+# statement timeout, lock timeout, deadlock; a write on a server that is no longer the
+# primary (a pooled connection to a leader demoted by a switchover)
+_UNAVAILABLE_CODES = {"57014", "55P03", "40P01", "25006"}
 
 
 def _json_dumps(value: Any) -> str:
     return dumps_value(value).decode()  # integers of any size stay exact
 
 
-def create_engine(settings: MlDatabaseSettings, *, migration: bool = False) -> AsyncEngine:
-    """An engine whose every limit comes from settings (``migration``: as the owner role)."""
+def create_engine(
+    settings: MlDatabaseSettings, *, migration: bool = False, read: bool = False
+) -> AsyncEngine:
+    """An engine whose every limit comes from settings (``migration``: as the owner role;
+    ``read``: to the replicas when configured)."""
     timeout_s = settings.statement_timeout_ms / 1000
+    name = "strata-ml-migrate" if migration else "strata-ml-read" if read else "strata-ml"
     return create_async_engine(
-        settings.database_url(migration=migration),
+        settings.database_url(migration=migration, read=read),
         # Errors never quote bound parameters (document data): see store.redact.
         hide_parameters=True,
         pool_size=settings.pool_size,
@@ -52,7 +58,7 @@ def create_engine(settings: MlDatabaseSettings, *, migration: bool = False) -> A
             # Client-side guard too: a hung (not refusing) server must not hang a request.
             "command_timeout": timeout_s + settings.connect_timeout,
             "server_settings": {
-                "application_name": "strata-ml-migrate" if migration else "strata-ml",
+                "application_name": name,
                 "statement_timeout": str(settings.statement_timeout_ms),
                 # Containment selectivity depends on the filter value: plan each query
                 # with its parameters instead of a cached generic plan.
@@ -116,6 +122,10 @@ class Store:
     ) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
+        # Reads go to the replicas when configured (a second pool of the same size).
+        self.reader = (
+            create_engine(settings, read=True) if settings.read_database_host else self.engine
+        )
         self.in_use = 0
         if on_pool_change is not None:
 
@@ -133,8 +143,8 @@ class Store:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection; leaving without commit rolls back."""
-        async with translate_errors(), self.engine.connect() as conn:
+        """A pooled connection for reads (the replicas when configured); never commits."""
+        async with translate_errors(), self.reader.connect() as conn:
             yield conn
 
     @asynccontextmanager
@@ -144,9 +154,13 @@ class Store:
             yield conn
 
     @asynccontextmanager
-    async def raw(self) -> AsyncIterator[asyncpg.Connection]:
-        """The asyncpg connection under a pooled SQLAlchemy one (COPY, cursors)."""
-        async with translate_errors(), self.engine.connect() as conn:
+    async def raw(self, *, read: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection under a pooled SQLAlchemy one (COPY, cursors).
+
+        ``read``: a read-only use (list, count, sample, export) that may go to the replicas.
+        """
+        engine = self.reader if read else self.engine
+        async with translate_errors(), engine.connect() as conn:
             fairy = await conn.get_raw_connection()
             pg: asyncpg.Connection = fairy.driver_connection
             try:
@@ -165,3 +179,5 @@ class Store:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()

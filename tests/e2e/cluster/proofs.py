@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import proof_patroni
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -64,6 +65,22 @@ def guard(url: str) -> str:
 # kubectl / helm
 
 
+def image_tag_sets(this_chart: bool) -> list[str]:
+    """``--set`` arguments for the image tags run.sh built and imported (STRATA_IMAGE_TAG).
+
+    The service images always; the PostgreSQL image only for this tree's chart (the previous
+    chart of the upgrade proof runs its own PostgreSQL image, named by its own values).
+    """
+    sets = []
+    tag = os.environ.get("STRATA_E2E_IMAGE_TAG")
+    if tag:
+        sets += [f"{c}.image.tag={tag}" for c in COMPONENTS]
+    pg_tag = os.environ.get("STRATA_E2E_POSTGRESQL_TAG")
+    if pg_tag and this_chart:
+        sets += [f"{c}.image.tag={pg_tag}" for c in ("postgresqlCritical", "postgresqlMl")]
+    return [a for s in sets for a in ("--set", s)]
+
+
 class Cluster:
     def __init__(self, args: argparse.Namespace) -> None:
         self.ns = args.namespace
@@ -99,7 +116,9 @@ class Cluster:
         return json.loads(self.k(*a, "-o", "json"))
 
     def h(self, *a: str, timeout: float = 600) -> str:
-        return self.run([self.helm, "-n", self.ns, *a], timeout=timeout)
+        install = a[:1] in (("install",), ("upgrade",))
+        extra = image_tag_sets(a[2:3] == (self.chart,)) if install else []
+        return self.run([self.helm, "-n", self.ns, *a, *extra], timeout=timeout)
 
     def sel(self, component: str | None = None) -> str:
         s = f"app.kubernetes.io/instance={self.release}"
@@ -702,7 +721,7 @@ class Proofs:
         return f"balances {bal} unchanged; {len(sec)} Secrets unchanged; ml documents intact"
 
     def p_pg_restart(self) -> str:
-        pod = self.c.statefulset_pod("postgresql-critical")
+        pod = f"{self.c.release}-postgresql-critical-0"  # a Patroni member (any role)
         uid = self.c.kj("get", "pod", pod)["metadata"]["uid"]
         restarts_before = self.restarts("critical")
         t = time.monotonic()
@@ -902,6 +921,7 @@ class Proofs:
             ("proof 4: critical PG pod deleted", self.p_pg_restart, False),
             ("proof 5: kill pods under load", self.p_kill_pods, False),
             ("proof 6: uninstall + reinstall", self.p_reinstall, False),
+            *proof_patroni.steps(self),
         ]
         only = set(self.args.only.split(",")) if self.args.only else None
         for i, (name, fn, essential) in enumerate(steps, 1):

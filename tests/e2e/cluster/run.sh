@@ -6,12 +6,25 @@
 #   STRATA_E2E_SKIP_IMAGES=1   reuse the images already in the Docker engine
 #   STRATA_E2E_KEEP=1          leave the cluster up at the end (teardown.sh removes it)
 #   STRATA_E2E_ONLY=1,2        run only these proofs (debugging)
+#   STRATA_IMAGE_TAG=<name>    build, import and install the images under this tag (below)
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/lib.sh"
 export PHASE_FILE; PHASE_FILE="$(mktemp /tmp/strata-e2e-phases.XXXXXX)"
 VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_ROOT/pyproject.toml" | head -n1)"
-IMAGES="strata-critical:$VERSION strata-ml:$VERSION strata-cache:$VERSION strata-test/postgres:15 strata-test/redis:7"
+# STRATA_IMAGE_TAG (images.sh's tag for the service images) keeps this run's images apart from
+# other checkouts' builds on a shared Docker engine: the PostgreSQL image gets it as a suffix,
+# and proofs.py installs the chart with those tags (--set <component>.image.tag).
+TAG="${STRATA_IMAGE_TAG:-$VERSION}"
+# (images.sh names the PostgreSQL image the same way; exported so both agree.)
+PG_TAG="15-patroni$(sed -n 's/^patroni\[kubernetes\]==//p' "$REPO_ROOT/k8s/postgres/requirements.txt")${STRATA_IMAGE_TAG:+-$STRATA_IMAGE_TAG}"
+export STRATA_POSTGRESQL_IMAGE="strata-postgresql:$PG_TAG"
+if [ -n "${STRATA_IMAGE_TAG:-}" ]; then
+  export STRATA_E2E_IMAGE_TAG="$TAG" STRATA_E2E_POSTGRESQL_TAG="$PG_TAG"
+fi
+IMAGES="strata-critical:$TAG strata-ml:$TAG strata-cache:$TAG strata-test/postgres:15 strata-test/redis:7 $STRATA_POSTGRESQL_IMAGE"
+# Patroni members (3 critical + 2 ml) and the upgrade proof's second release need more volumes.
+export STRATA_K8S_PV_COUNT="${STRATA_K8S_PV_COUNT:-16}"
 DOCKER="${DOCKER:-/usr/bin/docker}"; [ -x "$DOCKER" ] || DOCKER="$(command -v docker || true)"
 rc=0
 

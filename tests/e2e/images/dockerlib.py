@@ -25,6 +25,16 @@ VERSION = "0.1.0"
 TAG = os.environ.get("STRATA_IMAGE_TAG") or VERSION
 SERVICE_IMAGES = {svc: f"strata-{svc}:{TAG}" for svc in ("critical", "ml", "cache")}
 POSTGRES_IMAGE = "strata-test/postgres:15"
+#: The chart's PostgreSQL image (k8s/postgres), named as images.sh names it.
+PATRONI_VERSION = next(
+    line.split("==", 1)[1].strip()
+    for line in (ROOT / "k8s" / "postgres" / "requirements.txt").read_text().splitlines()
+    if line.startswith("patroni[kubernetes]==")
+)
+POSTGRESQL_IMAGE = os.environ.get("STRATA_POSTGRESQL_IMAGE") or (
+    f"strata-postgresql:15-patroni{PATRONI_VERSION}"
+    + (f"-{os.environ['STRATA_IMAGE_TAG']}" if os.environ.get("STRATA_IMAGE_TAG") else "")
+)
 REDIS_IMAGE = "strata-test/redis:7"
 
 # How the Helm chart runs every service container.

@@ -1,12 +1,347 @@
 {{/*
-A PostgreSQL StatefulSet from the official image (POSTGRES_USER/PASSWORD/DB, PGDATA under the
-volume, uid 999). Call with (dict "root" $ "component" "postgresql-critical"
-"values" .Values.postgresqlCritical "user" <role> "passwordKey" <key> "secretName" <name>).
+A PostgreSQL tier run by Patroni with the Kubernetes API as its consensus store (DCS).
+Every helper takes (dict "root" $ "component" "postgresql-critical" "values" .Values.postgresqlCritical
+"superuser" <role> "passwordKey" <key> "secretName" <name> "database" <db>).
+
+Objects per tier (<name> = <fullname>-<component>, also Patroni's scope):
+  Service <name>         primary: no selector; Patroni writes the leader's address into the
+                         Endpoints of the same name together with its leader lock
+  Service <name>-ro      replicas only (role=replica, Ready), for read-only traffic
+  Service <name>-hl      headless, the StatefulSet's serviceName (pod DNS names)
+  Service <name>-config  headless, no selector: keeps Patroni's <name>-config Endpoints (the
+                         cluster's configuration and initialize key) from being cleaned up
 */}}
+
+{{- define "strata.postgresql.patroniLabels" -}}
+{{ include "strata.componentSelectorLabels" . }}
+cluster-name: {{ include "strata.componentName" . }}
+{{- end -}}
+
+{{/* Members of a tier, with synchronous replication off when there is nothing to be synchronous with. */}}
+{{- define "strata.postgresql.syncMode" -}}
+{{- $p := .values.patroni -}}
+{{- if or (lt (int .values.replicas) 2) (eq $p.synchronousMode "async") -}}
+false
+{{- else if eq $p.synchronousMode "quorum" -}}
+quorum
+{{- else -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Patroni's dynamic (cluster-wide) configuration, as JSON: written to the DCS at bootstrap
+and re-applied by each starting member (strata-patroni apply-config) after an upgrade. */}}
+{{- define "strata.postgresql.dynamicConfig" -}}
+{{- $v := .values -}}
+{{- $p := $v.patroni -}}
+{{- $sync := include "strata.postgresql.syncMode" . -}}
+{{- $syncValue := false -}}
+{{- if eq $sync "quorum" }}{{ $syncValue = "quorum" }}{{ else if eq $sync "true" }}{{ $syncValue = true }}{{ end -}}
+{{- $params := dict
+  "max_connections" (int $v.maxConnections)
+  "password_encryption" "scram-sha-256"
+  "wal_level" "replica"
+  "hot_standby" "on"
+  "wal_log_hints" "on"
+  "max_wal_senders" 10
+  "max_replication_slots" 10
+  "wal_keep_size" "256MB"
+  "synchronous_commit" "on"
+  "lc_messages" "C" -}}
+{{- range $v.extraArgs }}
+{{- $kv := splitn "=" 2 . }}
+{{- $_ := set $params (trim $kv._0) (trim ($kv._1 | default "")) }}
+{{- end }}
+{{- range $k, $val := $v.parameters }}
+{{- $_ := set $params $k $val }}
+{{- end }}
+{{- $cfg := dict
+  "ttl" (int $p.ttl)
+  "loop_wait" (int $p.loopWait)
+  "retry_timeout" (int $p.retryTimeout)
+  "maximum_lag_on_failover" (int $p.maximumLagOnFailover)
+  "primary_start_timeout" (int $p.primaryStartTimeout)
+  "failsafe_mode" $p.failsafeMode
+  "synchronous_mode" $syncValue
+  "synchronous_mode_strict" (and (ne $sync "false") $p.synchronousModeStrict)
+  "synchronous_node_count" (int $p.synchronousNodeCount)
+  "postgresql" (dict "use_pg_rewind" true "use_slots" true "parameters" $params) -}}
+{{- toJson $cfg -}}
+{{- end -}}
+
+{{- define "strata.postgresql.configmap" -}}
+{{- $name := include "strata.componentName" . -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ $name }}-patroni
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+data:
+  # Cluster-wide settings (Patroni's dynamic configuration).
+  dynamic.json: {{ include "strata.postgresql.dynamicConfig" . | quote }}
+  # Member settings; the member's name, addresses and passwords come as PATRONI_* variables.
+  patroni.yaml: |
+    scope: {{ $name }}
+    log:
+      level: INFO
+    restapi:
+      listen: 0.0.0.0:8008
+    kubernetes:
+      use_endpoints: true
+      ports:
+        - name: postgresql
+          port: 5432
+    watchdog:
+      mode: "off"
+    bootstrap:
+      dcs: {{ include "strata.postgresql.dynamicConfig" . }}
+      initdb:
+        - encoding: UTF8
+        - locale: C.UTF-8
+        - data-checksums
+      post_bootstrap: /usr/local/bin/strata-patroni post-bootstrap
+    postgresql:
+      listen: 0.0.0.0:5432
+      data_dir: /var/lib/postgresql/data/pgdata
+      bin_dir: /usr/lib/postgresql/15/bin
+      pgpass: /tmp/pgpass
+      use_unix_socket: true
+      remove_data_directory_on_rewind_failure: true
+      remove_data_directory_on_diverged_timelines: true
+      basebackup:
+        - checkpoint: fast
+      parameters:
+        unix_socket_directories: /var/run/postgresql
+      pg_hba:
+        - local all all scram-sha-256
+        - host replication {{ .superuser }} 0.0.0.0/0 scram-sha-256
+        - host replication {{ .superuser }} ::/0 scram-sha-256
+        - host all all 0.0.0.0/0 scram-sha-256
+        - host all all ::/0 scram-sha-256
+{{- end -}}
+
+{{- define "strata.postgresql.services" -}}
+{{- $name := include "strata.componentName" . -}}
+{{- $labels := include "strata.postgresql.patroniLabels" . -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+    cluster-name: {{ $name }}
+    strata.io/postgresql-service: primary
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+spec:
+  type: ClusterIP
+  # No selector: Patroni sets this Service's Endpoints to the leader, with its leader lock.
+  ports:
+    - name: postgresql
+      port: 5432
+      targetPort: 5432
+      protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}-ro
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+    strata.io/postgresql-service: replicas
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- $labels | nindent 4 }}
+    role: replica
+  ports:
+    - name: postgresql
+      port: 5432
+      targetPort: postgresql
+      protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}-hl
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+    strata.io/postgresql-service: members
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+spec:
+  type: ClusterIP
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector:
+    {{- include "strata.componentSelectorLabels" . | nindent 4 }}
+  ports:
+    - name: postgresql
+      port: 5432
+      targetPort: postgresql
+      protocol: TCP
+    - name: patroni
+      port: 8008
+      targetPort: patroni
+      protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}-config
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+    cluster-name: {{ $name }}
+    strata.io/postgresql-service: patroni-config
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+spec:
+  type: ClusterIP
+  clusterIP: None
+{{- end -}}
+
+{{/* ServiceAccount, Role and RoleBinding of a tier: what Patroni's Kubernetes DCS uses, no more. */}}
+{{- define "strata.postgresql.rbac" -}}
+{{- $name := include "strata.componentName" . -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $name }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+automountServiceAccountToken: false
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+rules:
+  # Patroni watches its Endpoints (leader, config, sync, failover) and creates them once;
+  # list/watch/create cannot be limited to names.
+  - apiGroups: [""]
+    resources: ["endpoints"]
+    verbs: ["get", "list", "watch", "create"]
+  # It writes only its own four.
+  - apiGroups: [""]
+    resources: ["endpoints"]
+    resourceNames: [{{ $name | quote }}, {{ printf "%s-config" $name | quote }}, {{ printf "%s-sync" $name | quote }}, {{ printf "%s-failover" $name | quote }}]
+    verbs: ["patch", "update"]
+  # Members find each other through their pods (status annotation, role label).
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list", "watch"]
+  # Each member labels and annotates its own pod only.
+  - apiGroups: [""]
+    resources: ["pods"]
+    resourceNames:
+      {{- range $i := until (int .values.replicas) }}
+      - {{ printf "%s-%d" $name $i | quote }}
+      {{- end }}
+    verbs: ["patch", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $name }}
+    namespace: {{ .root.Release.Namespace | quote }}
+{{- end -}}
+
+{{- define "strata.postgresql.pdb" -}}
+{{- if .values.pdb.enabled }}
+apiVersion: {{ include "strata.pdb.apiVersion" .root }}
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "strata.componentName" . }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+spec:
+  maxUnavailable: {{ .values.pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "strata.componentSelectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{- define "strata.postgresql.podMonitor" -}}
+{{- $sm := .root.Values.metrics.serviceMonitor -}}
+{{- if $sm.enabled }}
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: {{ include "strata.componentName" . }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+    {{- with $sm.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "strata.componentSelectorLabels" . | nindent 6 }}
+  namespaceSelector:
+    matchNames:
+      - {{ .root.Release.Namespace | quote }}
+  podMetricsEndpoints:
+    # Patroni's /metrics: role (patroni_primary, patroni_replica), timeline, WAL positions
+    # (replication lag = primary's patroni_xlog_location - replica's replayed location).
+    - port: patroni
+      path: /metrics
+      interval: {{ $sm.interval }}
+      scrapeTimeout: {{ $sm.scrapeTimeout }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A member's secret files (strata.secretFiles.*): the superuser's password, which replication
+uses too, and the REST API's. strata-patroni reads each STRATA_PG_*_FILE into Patroni's
+PATRONI_*_PASSWORD (k8s/postgres/strata_patroni.py, SECRET_FILES).
+*/}}
+{{- define "strata.postgresql.secretFiles" -}}
+- env: STRATA_PG_SUPERUSER_PASSWORD_FILE
+  secret: {{ .secretName }}
+  key: {{ .passwordKey }}
+  path: superuser-password
+- env: STRATA_PG_REPLICATION_PASSWORD_FILE
+  secret: {{ .secretName }}
+  key: {{ .passwordKey }}
+  path: replication-password
+- env: STRATA_PG_RESTAPI_PASSWORD_FILE
+  secret: {{ include "strata.componentName" . }}-patroni
+  key: restapi-password
+  path: restapi-password
+{{- end -}}
+
 {{- define "strata.postgresql.statefulset" -}}
 {{- $root := .root -}}
 {{- $v := .values -}}
 {{- $name := include "strata.componentName" . -}}
+{{- $files := include "strata.postgresql.secretFiles" . | fromYamlArray -}}
 apiVersion: apps/v1
 kind: StatefulSet
 metadata:
@@ -16,9 +351,13 @@ metadata:
     {{- include "strata.componentLabels" . | nindent 4 }}
   {{- with (include "strata.annotations" $root) }}{{ . | nindent 2 }}{{ end }}
 spec:
-  replicas: 1
+  replicas: {{ $v.replicas }}
+  # serviceName, podManagementPolicy, selector and volumeClaimTemplates are immutable: they
+  # stay as the previous (single-server) chart version made them, so `helm upgrade` adopts
+  # its StatefulSet and volume.
   serviceName: {{ $name }}-hl
   podManagementPolicy: OrderedReady
+  # Highest ordinal first; the leader's preStop hands over to an already updated replica.
   updateStrategy:
     type: RollingUpdate
   {{- if include "strata.supportsPVCRetentionPolicy" $root }}
@@ -31,73 +370,110 @@ spec:
   template:
     metadata:
       labels:
-        {{- include "strata.componentSelectorLabels" . | nindent 8 }}
-      {{- with $v.podAnnotations }}
+        {{- include "strata.postgresql.patroniLabels" . | nindent 8 }}
       annotations:
+        checksum/config: {{ include "strata.postgresql.configmap" . | sha256sum }}
+        checksum/secret: {{ include "strata.secretInputsChecksum" $root }}
+        {{- if $root.Values.metrics.scrapeAnnotations }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "8008"
+        prometheus.io/path: /metrics
+        {{- end }}
+        {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
-      {{- end }}
+        {{- end }}
     spec:
       {{- with (include "strata.imagePullSecrets" $root) }}{{ . | nindent 6 }}{{ end }}
-      automountServiceAccountToken: false
+      serviceAccountName: {{ $name }}
+      # Patroni talks to the Kubernetes API (its consensus store) with this token.
+      automountServiceAccountToken: true
       enableServiceLinks: false
       terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
       securityContext:
         {{- toYaml $v.podSecurityContext | nindent 8 }}
       containers:
         - name: postgresql
-          image: {{ include "strata.image" (dict "root" $root "image" $v.image "defaultTag" "16-bookworm") }}
+          image: {{ include "strata.image" (dict "root" $root "image" $v.image "defaultTag" "15-patroni4.1.5") }}
           imagePullPolicy: {{ $v.image.pullPolicy }}
-          # The official entrypoint runs `postgres ARGS` (initialising PGDATA first when empty).
-          args:
-            - postgres
-            - -c
-            - max_connections={{ $v.maxConnections }}
-            {{- range $v.extraArgs }}
-            - -c
-            - {{ . | quote }}
-            {{- end }}
+          args: ["start"]
           env:
-            - name: POSTGRES_USER
-              value: {{ .user | quote }}
-            - name: POSTGRES_PASSWORD
+            - name: PATRONI_NAME
               valueFrom:
-                secretKeyRef:
-                  name: {{ .secretName }}
-                  key: {{ .passwordKey }}
-            - name: POSTGRES_DB
-              value: {{ $v.auth.database | quote }}
+                fieldRef:
+                  fieldPath: metadata.name
+            - name: PATRONI_SCOPE
+              value: {{ $name | quote }}
+            - name: PATRONI_KUBERNETES_NAMESPACE
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.namespace
+            - name: PATRONI_KUBERNETES_POD_IP
+              valueFrom:
+                fieldRef:
+                  fieldPath: status.podIP
+            - name: PATRONI_KUBERNETES_LABELS
+              value: {{ include "strata.componentSelectorLabels" . | fromYaml | toJson | quote }}
+            - name: PATRONI_POSTGRESQL_CONNECT_ADDRESS
+              value: $(PATRONI_KUBERNETES_POD_IP):5432
+            - name: PATRONI_RESTAPI_CONNECT_ADDRESS
+              value: $(PATRONI_KUBERNETES_POD_IP):8008
+            - name: PATRONI_SUPERUSER_USERNAME
+              value: {{ .superuser | quote }}
+            # Replication connects as the superuser: the role exists in a data directory made
+            # by the previous chart version, so adopting it needs no extra step.
+            - name: PATRONI_REPLICATION_USERNAME
+              value: {{ .superuser | quote }}
+            - name: PATRONI_RESTAPI_USERNAME
+              value: patroni
+            # Passwords are read-only files; strata-patroni hands them to Patroni (and to
+            # patronictl run through it) as PATRONI_*_PASSWORD of its own process only.
+            {{- include "strata.secretFiles.env" $files | nindent 12 }}
             - name: PGDATA
               value: /var/lib/postgresql/data/pgdata
+            - name: STRATA_PG_DATABASE
+              value: {{ .database | quote }}
           ports:
             - name: postgresql
               containerPort: 5432
               protocol: TCP
-          # pg_isready over TCP: the entrypoint's initdb phase listens on the socket only, so
-          # the pod turns ready once the real server accepts TCP connections.
+            - name: patroni
+              containerPort: 8008
+              protocol: TCP
+          # Patroni's REST API: /liveness = its loop runs. Cloning a large replica can take
+          # long: the startup probe allows it.
           startupProbe:
-            exec:
-              command: ["pg_isready", "-h", "127.0.0.1", "-p", "5432"]
-            periodSeconds: 2
-            timeoutSeconds: 2
-            failureThreshold: 150
+            httpGet:
+              path: /liveness
+              port: patroni
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: {{ $v.startupProbe.failureThreshold }}
           livenessProbe:
-            exec:
-              command: ["pg_isready", "-h", "127.0.0.1", "-p", "5432"]
+            httpGet:
+              path: /liveness
+              port: patroni
             periodSeconds: 10
             timeoutSeconds: 5
             failureThreshold: 6
+          # Patroni's /readiness, except while the cluster has no leader at all: then every
+          # member whose PostgreSQL runs is Ready, so the StatefulSet starts them all and
+          # Patroni can elect one (strata-patroni ready; bash alone in the usual case).
           readinessProbe:
             exec:
-              command: ["pg_isready", "-h", "127.0.0.1", "-p", "5432"]
-            periodSeconds: 2
-            timeoutSeconds: 2
-            failureThreshold: 3
-          # SIGTERM is PostgreSQL's "smart" shutdown, which waits for the services' pooled
-          # connections to close; stop with a "fast" shutdown (clean, no crash recovery) instead.
+              command: ["/usr/local/bin/strata-patroni-ready"]
+            periodSeconds: 3
+            timeoutSeconds: 5
+            failureThreshold: 2
           lifecycle:
+            # Pushes the chart's cluster-wide settings to Patroni after an upgrade (no-op when equal).
+            postStart:
+              exec:
+                command: ["/usr/local/bin/strata-patroni", "apply-config"]
+            # The leader hands over to a healthy replica before SIGTERM (planned switchover);
+            # Patroni then stops PostgreSQL with a fast shutdown.
             preStop:
               exec:
-                command: ["pg_ctl", "stop", "-m", "fast", "-w", "-t", "{{ sub $v.terminationGracePeriodSeconds 10 }}"]
+                command: ["/usr/local/bin/strata-patroni", "prestop"]
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:
@@ -109,11 +485,19 @@ spec:
               mountPath: /var/run/postgresql
             - name: tmp
               mountPath: /tmp
+            - name: patroni
+              mountPath: /etc/patroni
+              readOnly: true
+            {{- include "strata.secretFiles.mount" "secrets" | nindent 12 }}
       volumes:
         - name: run
           emptyDir: {}
         - name: tmp
           emptyDir: {}
+        - name: patroni
+          configMap:
+            name: {{ $name }}-patroni
+        {{- include "strata.secretFiles.volume" (dict "name" "secrets" "files" $files) | nindent 8 }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -122,9 +506,28 @@ spec:
       tolerations:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with $v.affinity }}
+      {{- if $v.affinity }}
       affinity:
-        {{- toYaml . | nindent 8 }}
+        {{- toYaml $v.affinity | nindent 8 }}
+      {{- else if ne $v.podAntiAffinity "none" }}
+      # Members on different nodes, so one node's loss takes at most one member.
+      affinity:
+        podAntiAffinity:
+          {{- if eq $v.podAntiAffinity "required" }}
+          requiredDuringSchedulingIgnoredDuringExecution:
+            - topologyKey: kubernetes.io/hostname
+              labelSelector:
+                matchLabels:
+                  {{- include "strata.componentSelectorLabels" . | nindent 18 }}
+          {{- else }}
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm:
+                topologyKey: kubernetes.io/hostname
+                labelSelector:
+                  matchLabels:
+                    {{- include "strata.componentSelectorLabels" . | nindent 20 }}
+          {{- end }}
       {{- end }}
   volumeClaimTemplates:
     - metadata:
@@ -138,46 +541,4 @@ spec:
         resources:
           requests:
             storage: {{ $v.persistence.size }}
-{{- end -}}
-
-{{/* A ClusterIP Service for clients and a headless one for the StatefulSet's pod DNS names. */}}
-{{- define "strata.store.services" -}}
-{{- $name := include "strata.componentName" . -}}
-apiVersion: v1
-kind: Service
-metadata:
-  name: {{ $name }}
-  namespace: {{ .root.Release.Namespace | quote }}
-  labels:
-    {{- include "strata.componentLabels" . | nindent 4 }}
-  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
-spec:
-  type: ClusterIP
-  selector:
-    {{- include "strata.componentSelectorLabels" . | nindent 4 }}
-  ports:
-    - name: {{ .portName }}
-      port: {{ .port }}
-      targetPort: {{ .portName }}
-      protocol: TCP
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: {{ $name }}-hl
-  namespace: {{ .root.Release.Namespace | quote }}
-  labels:
-    {{- include "strata.componentLabels" . | nindent 4 }}
-  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
-spec:
-  type: ClusterIP
-  clusterIP: None
-  publishNotReadyAddresses: true
-  selector:
-    {{- include "strata.componentSelectorLabels" . | nindent 4 }}
-  ports:
-    - name: {{ .portName }}
-      port: {{ .port }}
-      targetPort: {{ .portName }}
-      protocol: TCP
 {{- end -}}

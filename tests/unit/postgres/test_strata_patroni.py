@@ -1,0 +1,108 @@
+"""The PostgreSQL image's helper (k8s/postgres/strata_patroni.py): candidate choice on a
+planned leader stop, and the dynamic-configuration patch it applies after an upgrade."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "k8s" / "postgres" / "strata_patroni.py"
+
+
+@pytest.fixture(scope="module")
+def sp() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("strata_patroni", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def member(name: str, role: str = "replica", state: str = "streaming", **extra: Any) -> dict:
+    return {"name": name, "role": role, "state": state, **extra}
+
+
+def test_ordinal(sp: ModuleType) -> None:
+    assert sp.ordinal("strata-postgresql-critical-2") == 2
+    assert sp.ordinal("no-ordinal-x") == -1
+
+
+def test_candidate_prefers_members_already_rolled(sp: ModuleType) -> None:
+    """A StatefulSet rolls from the highest ordinal down: those run the new revision."""
+    members = [
+        member("pg-0", lag=0),
+        member("pg-1", role="leader", state="running"),
+        member("pg-2", role="quorum_standby", lag=4096),
+    ]
+    assert sp.choose_candidate("pg-1", members) == "pg-2"
+    # Without a higher ordinal, the least lagging replica.
+    members = [member("pg-0", lag=10), member("pg-1", lag=0), member("pg-2", role="leader")]
+    assert sp.choose_candidate("pg-2", members) == "pg-1"
+
+
+def test_candidate_must_be_healthy_and_eligible(sp: ModuleType) -> None:
+    members = [
+        member("pg-0", role="leader", state="running"),
+        member("pg-1", state="starting"),
+        member("pg-2", tags={"nofailover": True}),
+    ]
+    assert sp.choose_candidate("pg-0", members) is None
+    assert sp.choose_candidate("pg-0", [member("pg-0", role="leader")]) is None
+
+
+def test_config_patch_is_only_what_differs(sp: ModuleType) -> None:
+    desired = {
+        "ttl": 30,
+        "synchronous_mode": "quorum",
+        "postgresql": {"parameters": {"max_connections": 150, "work_mem": "8MB"}},
+    }
+    current = {
+        "ttl": 30,
+        "synchronous_mode": "quorum",
+        "loop_wait": 10,
+        "postgresql": {"parameters": {"max_connections": 100, "work_mem": "8MB"}},
+    }
+    assert sp.config_patch(desired, current) == {
+        "postgresql": {"parameters": {"max_connections": 150}}
+    }
+    assert sp.config_patch(desired, desired) is None
+    assert sp.config_patch({"synchronous_mode": False}, {"synchronous_mode": "quorum"}) == {
+        "synchronous_mode": False
+    }
+
+
+def test_passwords_come_from_the_mounted_files(sp: ModuleType, tmp_path: Path) -> None:
+    """The chart mounts the passwords as files; Patroni gets them as PATRONI_*_PASSWORD."""
+    (tmp_path / "su").write_text("owner-secret\n")  # a Secret made --from-file keeps its newline
+    (tmp_path / "api").write_text("rest-secret")
+    environ = {
+        "STRATA_PG_SUPERUSER_PASSWORD_FILE": str(tmp_path / "su"),
+        "STRATA_PG_REPLICATION_PASSWORD_FILE": str(tmp_path / "su"),
+        "STRATA_PG_RESTAPI_PASSWORD_FILE": str(tmp_path / "api"),
+    }
+    loaded = sp.load_secret_files(environ)
+    assert sorted(loaded) == [
+        "PATRONI_REPLICATION_PASSWORD",
+        "PATRONI_RESTAPI_PASSWORD",
+        "PATRONI_SUPERUSER_PASSWORD",
+    ]
+    assert environ["PATRONI_SUPERUSER_PASSWORD"] == "owner-secret"
+    assert environ["PATRONI_REPLICATION_PASSWORD"] == "owner-secret"
+    assert environ["PATRONI_RESTAPI_PASSWORD"] == "rest-secret"
+
+
+def test_a_password_already_set_wins_and_a_missing_file_stops(
+    sp: ModuleType, tmp_path: Path
+) -> None:
+    environ = {
+        "PATRONI_SUPERUSER_PASSWORD": "given",
+        "STRATA_PG_SUPERUSER_PASSWORD_FILE": str(tmp_path / "absent"),
+    }
+    assert sp.load_secret_files(environ) == []
+    assert environ["PATRONI_SUPERUSER_PASSWORD"] == "given"
+    with pytest.raises(SystemExit, match="STRATA_PG_RESTAPI_PASSWORD_FILE"):
+        sp.load_secret_files({"STRATA_PG_RESTAPI_PASSWORD_FILE": str(tmp_path / "absent")})
