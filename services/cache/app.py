@@ -62,6 +62,7 @@ def create_app(settings: CacheSettings | None = None) -> CacheApp:
     async def open_store(app: CacheApp) -> None:
         # One pool per worker, after the fork; registered after install() so metrics exist.
         app.ctx.store = CacheStore(settings, app.ctx.metrics)
+        await app.ctx.store.start()
 
     @app.after_server_stop
     async def close_store(app: CacheApp) -> None:

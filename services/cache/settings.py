@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Self
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.settings import ServiceSettings
 
@@ -33,14 +33,23 @@ class CacheSettings(ServiceSettings):
     redis_connect_timeout: float = Field(default=0.5, gt=0, le=30)
     redis_max_connections: int = Field(default=64, ge=1, le=10_000)
 
+    # Sentinel mode (docs/cache.md): when set, the master comes from these Sentinels
+    # ("host:port,host:port") and the URL only gives the database number.
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_master: str = Field(default="mymaster", min_length=1)
+    redis_sentinel_username: str | None = None
+    redis_sentinel_password: SecretStr | None = None
+    # How often each worker asks Sentinel where the master is (also at once after an error).
+    redis_sentinel_check_interval: float = Field(default=0.5, gt=0, le=60)
+
     max_value_bytes: int = Field(default=1_048_576, ge=16)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     retry_after_seconds: int = Field(default=1, ge=1, le=3600)
 
     @classmethod
     def secret_file_fields(cls) -> tuple[str, ...]:
-        """``STRATA_CACHE_REDIS_PASSWORD_FILE`` may hold the Redis password."""
-        return ("redis_password",)
+        """``*_REDIS_PASSWORD_FILE`` and ``*_REDIS_SENTINEL_PASSWORD_FILE`` may hold passwords."""
+        return ("redis_password", "redis_sentinel_password")
 
     @field_validator("redis_url")
     @classmethod
@@ -49,6 +58,47 @@ class CacheSettings(ServiceSettings):
         if scheme not in ("redis", "rediss", "unix"):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_address(item)
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_needs_tcp(self) -> Self:
+        tls = urlparse(self.redis_url).scheme != "redis" or self.redis_tls_ca_file
+        if self.redis_sentinels and tls:
+            raise ValueError(
+                "redis_sentinels works with a redis:// URL only (TLS and unix sockets are "
+                "not supported with Sentinel yet)"
+            )
+        return self
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``redis_sentinels`` as (host, port) pairs; empty in standalone mode."""
+        return [parse_address(item) for item in self.redis_sentinels]
+
+    def sentinel_options(self) -> dict[str, Any]:
+        """Connection options of the Sentinel clients (hold the password: never log them)."""
+        options: dict[str, Any] = {
+            "socket_timeout": self.redis_socket_timeout,
+            "socket_connect_timeout": self.redis_connect_timeout,
+        }
+        if self.redis_sentinel_username:
+            options["username"] = self.redis_sentinel_username
+        if self.redis_sentinel_password:
+            options["password"] = self.redis_sentinel_password.get_secret_value()
+        return options
 
     @property
     def store_timeout(self) -> float:
@@ -69,3 +119,12 @@ class CacheSettings(ServiceSettings):
         if self.redis_tls_ca_file:
             options["ssl_ca_certs"] = self.redis_tls_ca_file
         return options
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as a pair; ValueError when malformed."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port")
+    return host, int(port)

@@ -8,6 +8,9 @@ is retried once on a fresh connection (pooled sockets go stale when Redis restar
 timeouts are never retried, so a call waits at most connect + socket timeout, plus at
 most one socket timeout queued for a connection when all ``max_connections`` are busy.
 Any failure to reach Redis becomes :class:`StoreUnavailable` (503 with Retry-After).
+
+With ``REDIS_SENTINELS`` set the pool follows the master Sentinel names (services/cache/
+sentinel.py): same request path and bounds, no retries, and a failure wakes the follower.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from redis.exceptions import (
     ConnectionError as RedisConnectionError,
 )
 from redis.exceptions import (
+    MasterDownError,
     NoScriptError,
     ReadOnlyError,
     ResponseError,
@@ -35,6 +39,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
+from services.cache.sentinel import MasterFollower
 from services.cache.settings import CacheSettings
 from services.common.metrics import Metrics
 from services.common.problems import Problem
@@ -63,6 +68,8 @@ if ttl > 0 and redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1
 return redis.call('GET', KEYS[1])
 """
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+# A master refusing writes for now (min-replicas-to-write): the command did not run.
+_REFUSED = "NOREPLICAS"
 REDIS_BUCKETS = (
     0.0001,
     0.00025,
@@ -121,7 +128,12 @@ class CacheStore:
     """Key-value and counter operations; one instance (and pool) per worker process."""
 
     def __init__(self, settings: CacheSettings, metrics: Metrics) -> None:
-        self._pool = make_pool(settings)
+        self._follower: MasterFollower | None = None
+        if settings.redis_sentinels:
+            self._follower = MasterFollower(settings, metrics)
+            self._pool: ConnectionPool = self._follower.pool
+        else:
+            self._pool = make_pool(settings)
         self._redis = Redis(connection_pool=self._pool)
         self._retry_after = settings.retry_after_seconds
         # The pool raises at once when every connection is busy; this gate makes a burst
@@ -147,8 +159,15 @@ class CacheStore:
         self._mset_script = _Script(_MSET_WITH_TTL)
         self._incr_script = _Script(_INCR)
 
+    async def start(self) -> None:
+        """Sentinel mode: find the master and start following it (standalone: nothing)."""
+        if self._follower is not None:
+            await self._follower.start()
+
     async def close(self) -> None:
         """Close every pooled connection (after the server stopped)."""
+        if self._follower is not None:
+            await self._follower.close()
         await self._redis.aclose()
         await self._pool.disconnect()
 
@@ -167,11 +186,20 @@ class CacheStore:
         try:
             return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
         except _UNREACHABLE:
-            self._errors[op].inc()
-            raise StoreUnavailable(self._retry_after) from None
+            raise self._unavailable(op) from None
+        except ResponseError as exc:
+            if isinstance(exc, MasterDownError) or str(exc).startswith(_REFUSED):
+                raise self._unavailable(op) from None
+            raise
         finally:
             gate.release()
             self._latency[op].observe(perf_counter() - started)
+
+    def _unavailable(self, op: str) -> StoreUnavailable:
+        self._errors[op].inc()
+        if self._follower is not None:
+            self._follower.wake()
+        return StoreUnavailable(self._retry_after)
 
     async def _eval(
         self, op: str, script: _Script, keys: Sequence[str], args: Sequence[Any]
@@ -183,12 +211,20 @@ class CacheStore:
             return await self._call(op, "EVAL", script.source, len(keys), *keys, *args)
 
     async def ping(self) -> None:
-        """Round trip to Redis (readiness); raises Redis's own error so /readyz can name it."""
+        """Round trip to Redis (readiness); raises Redis's own error so /readyz can name it.
+
+        Sentinel mode: the master must be known and answer ``ROLE`` as the master.
+        """
         started = perf_counter()
         try:
-            await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]
+            if self._follower is None:
+                await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]
+            else:
+                await self._follower.check_master(self._redis)
         except _UNREACHABLE:
             self._errors["ping"].inc()
+            if self._follower is not None:
+                self._follower.wake()
             raise
         finally:
             self._latency["ping"].observe(perf_counter() - started)

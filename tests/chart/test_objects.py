@@ -44,18 +44,27 @@ def pods(r: Render) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+STORE_VALUES = {
+    "postgresql-critical": "postgresqlCritical",
+    "postgresql-ml": "postgresqlMl",
+    "redis": "redis",
+}
+
+
+def bundled(rendered: Render, store: str) -> bool:
+    """Whether the scenario runs ``store`` in the chart (its ``enabled``, default true)."""
+    path = Path(rendered.values_file)
+    scenario = yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+    return bool(scenario.get(STORE_VALUES[store], {}).get("enabled", True))
+
+
 def test_three_services_and_their_stores(rendered: Render) -> None:
     assert rendered.names("Deployment") == {f"strata-{s}" for s in SERVICES}
     values = load_values()  # defaults; scenarios that turn stores off have fewer StatefulSets
-    if "external" in rendered.values_file:
-        assert rendered.kind("StatefulSet") == []
-    else:
-        assert values["postgresqlCritical"]["enabled"]
-        assert rendered.names("StatefulSet") == {
-            "strata-postgresql-critical",
-            "strata-postgresql-ml",
-            "strata-redis",
-        }
+    assert all(values[key]["enabled"] for key in STORE_VALUES.values())
+    assert rendered.names("StatefulSet") == {
+        f"strata-{store}" for store in STORE_VALUES if bundled(rendered, store)
+    }
 
 
 def test_every_container_has_probes_resources_and_security(rendered: Render) -> None:
@@ -613,8 +622,8 @@ def test_network_policies(rendered: Render) -> None:
     dns = nps["strata-allow-dns"]["egress"]
     assert {(p["protocol"], p["port"]) for p in dns[0]["ports"]} == {("UDP", 53), ("TCP", 53)}
     stores = {"critical": "postgresql-critical", "ml": "postgresql-ml", "cache": "redis"}
-    external = "external" in rendered.values_file
     for svc, store in stores.items():
+        external = not bundled(rendered, store)
         np = nps[f"strata-{svc}"]
         (rule,) = np["ingress"]
         assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]

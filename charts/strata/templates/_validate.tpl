@@ -27,8 +27,20 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- if ge (int $v.ml.exportMaxConcurrent) (add $v.ml.database.poolSize $v.ml.database.maxOverflow | int) -}}
 {{- $errors = append $errors "ml.exportMaxConcurrent must be below ml.database.poolSize + ml.database.maxOverflow (exports would take every connection)" -}}
 {{- end -}}
-{{- if and (not $v.redis.enabled) (not $v.redis.external.url) -}}
-{{- $errors = append $errors "redis.enabled=false needs redis.external.url" -}}
+{{- if and (not $v.redis.enabled) (not $v.redis.external.url) (not $v.redis.external.sentinels) -}}
+{{- $errors = append $errors "redis.enabled=false needs redis.external.url (or redis.external.sentinels)" -}}
+{{- end -}}
+{{- if and (not $v.redis.enabled) $v.redis.external.sentinels (hasPrefix "rediss://" ($v.redis.external.url | default "")) -}}
+{{- $errors = append $errors "redis.external.sentinels works with a redis:// URL only (the cache does not support TLS with Sentinel yet)" -}}
+{{- end -}}
+{{- if and (include "strata.redis.sentinelAuth" .) (not $v.redis.enabled) (not $v.redis.auth.existingSecret) (not $v.redis.auth.sentinelPassword) -}}
+{{- $errors = append $errors "external Sentinels with auth.sentinelEnabled need redis.auth.sentinelPassword or redis.auth.existingSecret (or auth.sentinelEnabled=false)" -}}
+{{- end -}}
+{{- if and (include "strata.redis.sentinelMode" .) (gt (int $v.redis.sentinel.quorum) (int $v.redis.sentinel.replicas)) -}}
+{{- $errors = append $errors (printf "redis.sentinel.quorum (%d) cannot exceed redis.sentinel.replicas (%d): no failover could ever be agreed" (int $v.redis.sentinel.quorum) (int $v.redis.sentinel.replicas)) -}}
+{{- end -}}
+{{- if and (include "strata.redis.sentinelMode" .) (ge (int $v.redis.sentinel.minReplicasToWrite) (int $v.redis.sentinel.replicas)) -}}
+{{- $errors = append $errors (printf "redis.sentinel.minReplicasToWrite (%d) must be below redis.sentinel.replicas (%d), which counts the master" (int $v.redis.sentinel.minReplicasToWrite) (int $v.redis.sentinel.replicas)) -}}
 {{- end -}}
 {{- if and (not $v.redis.enabled) $v.redis.auth.enabled (not $v.redis.auth.existingSecret) (not $v.redis.auth.password) -}}
 {{- $errors = append $errors "an external Redis with auth.enabled needs redis.auth.password or redis.auth.existingSecret" -}}

@@ -72,3 +72,15 @@ def slug(response: httpx.Response) -> str:
     prefix = "urn:strata:problem:"
     assert body["type"].startswith(prefix)
     return str(body["type"][len(prefix) :])
+
+
+#: Lines the Sentinel failover tests print in the summary (test_failover.py).
+FAILOVER_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show the failover numbers (failed requests, lost writes, timings) after the run."""
+    if FAILOVER_REPORT:
+        terminalreporter.section("cache failover (Redis Sentinel)")
+        for line in FAILOVER_REPORT:
+            terminalreporter.write_line(line)

@@ -1,4 +1,4 @@
-{{/* Secret files of the cache server: JWT and, with auth, the Redis password. */}}
+{{/* Secret files of the cache server: JWT and, with auth, the Redis (and Sentinel) password. */}}
 {{- define "strata.cache.secretFiles" -}}
 {{ include "strata.app.jwtSecretFile" . }}
 {{- if .root.Values.redis.auth.enabled }}
@@ -6,6 +6,12 @@
   secret: {{ include "strata.redis.secretName" .root }}
   key: {{ .root.Values.redis.auth.secretKeys.passwordKey }}
   path: redis-password
+{{- end }}
+{{- if include "strata.redis.sentinelAuth" .root }}
+- env: STRATA_CACHE_REDIS_SENTINEL_PASSWORD_FILE
+  secret: {{ include "strata.redis.secretName" .root }}
+  key: {{ .root.Values.redis.auth.secretKeys.sentinelPasswordKey }}
+  path: sentinel-password
 {{- end }}
 {{- end -}}
 

@@ -15,3 +15,109 @@ pw=$(cat {{ include "strata.secretFiles.dir" nil }}/redis-password)
 pw=${pw#"${pw%%[![:space:]]*}"}
 pw=${pw%"${pw##*[![:space:]]}"}
 {{- end -}}
+
+{{/* "true" when the bundled Redis runs in sentinel mode. */}}
+{{- define "strata.redis.sentinelMode" -}}
+{{- if and .Values.redis.enabled (eq .Values.redis.mode "sentinel") }}true{{ end -}}
+{{- end -}}
+
+{{/* "true" when the cache finds its master through Sentinel (bundled or external). */}}
+{{- define "strata.redis.usesSentinel" -}}
+{{- if or (include "strata.redis.sentinelMode" .) (and (not .Values.redis.enabled) .Values.redis.external.sentinels) }}true{{ end -}}
+{{- end -}}
+
+{{/* "true" when Sentinel requires a password (and the Secret carries one). */}}
+{{- define "strata.redis.sentinelAuth" -}}
+{{- if and (include "strata.redis.usesSentinel" .) .Values.redis.auth.enabled .Values.redis.auth.sentinelEnabled }}true{{ end -}}
+{{- end -}}
+
+{{/* DNS domain of the Redis pods: <pod>.<this> is what Redis and Sentinel announce. */}}
+{{- define "strata.redis.podDomain" -}}
+{{- $name := include "strata.componentName" (dict "root" . "component" "redis") -}}
+{{- printf "%s-hl.%s.svc.%s" $name .Release.Namespace .Values.redis.sentinel.clusterDomain -}}
+{{- end -}}
+
+{{/* DNS name of Redis pod N. Call with (dict "root" $ "index" N). */}}
+{{- define "strata.redis.podHost" -}}
+{{- $name := include "strata.componentName" (dict "root" .root "component" "redis") -}}
+{{- printf "%s-%d.%s" $name (int .index) (include "strata.redis.podDomain" .root) -}}
+{{- end -}}
+
+{{/* STRATA_CACHE_REDIS_SENTINELS: every bundled pod's Sentinel, or the external list. */}}
+{{- define "strata.redis.sentinelAddresses" -}}
+{{- if include "strata.redis.sentinelMode" . -}}
+{{- $out := list -}}
+{{- range $i := until (int .Values.redis.sentinel.replicas) -}}
+{{- $out = append $out (printf "%s:26379" (include "strata.redis.podHost" (dict "root" $ "index" $i))) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- else -}}
+{{- join "," .Values.redis.external.sentinels -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "strata.redis.sentinelMaster" -}}
+{{- if include "strata.redis.sentinelMode" . }}{{ .Values.redis.sentinel.masterName }}{{ else }}{{ .Values.redis.external.sentinelMaster }}{{ end -}}
+{{- end -}}
+
+{{/* Secret files of the sentinel-mode pods: the Redis password and Sentinel's. */}}
+{{- define "strata.redis.sentinelSecretFiles" -}}
+{{ include "strata.redis.secretFiles" . }}
+{{- if include "strata.redis.sentinelAuth" . }}
+- secret: {{ include "strata.redis.secretName" . }}
+  key: {{ .Values.redis.auth.secretKeys.sentinelPasswordKey }}
+  path: sentinel-password
+{{- end }}
+{{- end -}}
+
+{{/* sh that sets $spw like strata.redis.readPassword sets $pw ("" without Sentinel auth). */}}
+{{- define "strata.redis.readSentinelPassword" -}}
+{{- if include "strata.redis.sentinelAuth" . -}}
+spw=$(cat {{ include "strata.secretFiles.dir" nil }}/sentinel-password)
+spw=${spw#"${spw%%[![:space:]]*}"}
+spw=${spw%"${spw##*[![:space:]]}"}
+if [ -z "$spw" ]; then echo "the Sentinel password file is empty" >&2; exit 1; fi
+{{- else -}}
+spw=""
+{{- end -}}
+{{- end -}}
+
+{{/*
+sh shared by the redis and sentinel containers of sentinel mode: $me (this pod's DNS name),
+hexq (a value as a double-quoted \xHH string: any byte is safe in redis.conf), and
+$master, decided the same way in both containers:
+  1. a running Sentinel of another pod names the master (it knows about failovers);
+  2. else the master this pod's own Sentinel last recorded on the volume (all pods
+     restarted at once: the last master stays master, no acknowledged write is dropped by
+     resyncing it from a stale replica);
+  3. else pod 0 (first start).
+redis-cli runs in a subshell so the Sentinel password never enters redis-server's environment.
+*/}}
+{{- define "strata.redis.findMaster" -}}
+{{- $s := .Values.redis.sentinel -}}
+{{- $name := include "strata.componentName" (dict "root" . "component" "redis") -}}
+{{- $domain := include "strata.redis.podDomain" . -}}
+me="${HOSTNAME:-$(hostname)}.{{ $domain }}"
+hexq() {
+  h=$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n' | sed 's/../\\x&/g')
+  # A missing tool empties the pipe (sh has no pipefail): never write an empty secret.
+  if [ -z "$h" ]; then echo "redis: cannot encode a password (od, tr, sed)" >&2; exit 1; fi
+  printf '"%s"' "$h"
+}
+master=$(
+  if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi
+  for i in $(seq 0 {{ sub (int $s.replicas) 1 }}); do
+    host="{{ $name }}-$i.{{ $domain }}"
+    [ "$host" = "$me" ] && continue
+    reply=$(timeout 3 redis-cli --no-auth-warning -e --raw -h "$host" -p 26379 SENTINEL get-master-addr-by-name {{ $s.masterName }} 2>/dev/null) || continue
+    m=$(printf '%s\n' "$reply" | head -n 1)
+    if [ -n "$m" ]; then echo "redis: the Sentinel of $host names $m as master" >&2; echo "$m"; exit 0; fi
+  done
+  if [ -f /data/sentinel/sentinel.conf ]; then
+    m=$(awk '$1 == "sentinel" && $2 == "monitor" && $3 == "{{ $s.masterName }}" { print $4; exit }' /data/sentinel/sentinel.conf)
+    if [ -n "$m" ]; then echo "redis: no Sentinel answers; this pod's Sentinel last knew $m as master" >&2; echo "$m"; exit 0; fi
+  fi
+  echo "redis: no Sentinel answers and none ran here before: first start, pod 0 is master" >&2
+  echo {{ include "strata.redis.podHost" (dict "root" . "index" 0) }}
+)
+{{- end -}}

