@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from services.devstack.ports import free_port, wait_for_port
+from services.devstack.ports import free_ports, wait_for_port
 from services.devstack.redis import find_redis_server
 
 MASTER_NAME = "mymaster"
@@ -62,9 +62,9 @@ def wait_until(
 class Node:
     """One redis-server of the set; restartable on the same port and data directory."""
 
-    def __init__(self, binary: str, base: Path, index: int, password: str) -> None:
+    def __init__(self, binary: str, base: Path, index: int, password: str, port: int) -> None:
         self.binary = binary
-        self.port = free_port()
+        self.port = port
         self.dir = base / f"node{index}"
         self.dir.mkdir(parents=True)
         self.password = password
@@ -145,20 +145,28 @@ class SentinelSet:
         self.down_after_ms = down_after_ms
         self.min_replicas = min_replicas
         self.max_lag = max_lag
-        self.nodes = [Node(self.binary, self.base, i, password) for i in range(replicas + 1)]
-        self.sentinel_ports = [free_port() for _ in range(3)]
+        # All six ports at once, so that no two servers are handed the same one.
+        *node_ports, s0, s1, s2 = free_ports(replicas + 1 + 3)
+        self.nodes = [
+            Node(self.binary, self.base, i, password, port) for i, port in enumerate(node_ports)
+        ]
+        self.sentinel_ports = [s0, s1, s2]
         self.sentinels: list[subprocess.Popen[bytes]] = []
 
     # -- lifecycle
     def start(self) -> SentinelSet:
         """Start master, replicas and Sentinels; return once all see each other."""
         master, *replicas = self.nodes
-        master.start(None, self.min_replicas, self.max_lag)
-        for node in replicas:
-            node.start(master.port, self.min_replicas, self.max_lag)
-        for index, port in enumerate(self.sentinel_ports):
-            self._start_sentinel(index, port, master.port)
-        self.wait_settled(master.port, timeout=60)
+        try:
+            master.start(None, self.min_replicas, self.max_lag)
+            for node in replicas:
+                node.start(master.port, self.min_replicas, self.max_lag)
+            for index, port in enumerate(self.sentinel_ports):
+                self._start_sentinel(index, port, master.port)
+            self.wait_settled(master.port, timeout=60)
+        except BaseException:
+            self.stop()  # no server outlives a set that failed to start
+            raise
         return self
 
     def _start_sentinel(self, index: int, port: int, master_port: int) -> None:

@@ -52,8 +52,10 @@ def sentinel_set() -> Iterator[SentinelSet]:
     started = time.monotonic()
     servers = SentinelSet().start()
     FAILOVER_REPORT.append(f"sentinel set up in {time.monotonic() - started:.1f}s")
-    yield servers
-    servers.stop()
+    try:
+        yield servers
+    finally:
+        servers.stop()
 
 
 @pytest.fixture(scope="module")
