@@ -65,6 +65,10 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 CONFIG = os.environ.get("STRATA_PATRONI_CONFIG", "/etc/patroni/patroni.yaml")
 REST = os.environ.get("STRATA_PATRONI_REST", "http://127.0.0.1:8008")
 REPLICA_ROLES = ("replica", "sync_standby", "quorum_standby")
+SYNC_ROLES = ("sync_standby", "quorum_standby")
+#: How long a stopping leader waits for an already rolled replica (higher ordinal) to become
+#: a candidate before it settles for another one (within the pod's grace period).
+PRESTOP_WAIT_SECONDS = 20.0
 WAITING = "waiting for the cluster to be initialised by member 0"
 #: Patroni's password variable <- the variable naming the file that holds it (the chart's
 #: read-only secrets volume). Not PATRONI_* names: Patroni parses its own prefix.
@@ -251,11 +255,15 @@ def _rest(method: str, path: str, body: Any = None, timeout: float = 10) -> tupl
 def choose_candidate(me: str, members: list[dict[str, Any]]) -> str | None:
     """A healthy replica to hand over to: higher ordinals first, then the least lag."""
     mine = ordinal(me)
+    # In synchronous mode Patroni switches over to a synchronous standby only: a replica that
+    # just restarted is not one yet, and asking for it fails the switchover.
+    synchronous = any(m.get("role") in SYNC_ROLES for m in members)
+    roles = SYNC_ROLES if synchronous else REPLICA_ROLES
     healthy = [
         m
         for m in members
         if m.get("name") != me
-        and m.get("role") in REPLICA_ROLES
+        and m.get("role") in roles
         and m.get("state") in ("streaming", "running")
         and not (m.get("tags") or {}).get("nofailover")
     ]
@@ -277,8 +285,19 @@ def prestop() -> int:
         status, state = _rest("GET", "/patroni", timeout=5)
         if status != 200 or (state or {}).get("role") not in ("primary", "master"):
             return 0
-        _, cluster = _rest("GET", "/cluster", timeout=5)
-        candidate = choose_candidate(me, (cluster or {}).get("members") or [])
+        deadline = time.monotonic() + PRESTOP_WAIT_SECONDS
+        while True:
+            _, cluster = _rest("GET", "/cluster", timeout=5)
+            members = (cluster or {}).get("members") or []
+            candidate = choose_candidate(me, members)
+            rolled = [m for m in members if ordinal(str(m.get("name"))) > ordinal(me)]
+            # A rollout restarts higher ordinals first: wait for one of them to be eligible
+            # rather than hand over to a member that is restarted next (two leader changes).
+            if not rolled or (candidate and ordinal(candidate) > ordinal(me)):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
         if candidate is None:
             log("leader stopping without a healthy replica: no switchover")
             return 0

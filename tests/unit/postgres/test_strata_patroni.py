@@ -106,3 +106,15 @@ def test_a_password_already_set_wins_and_a_missing_file_stops(
     assert environ["PATRONI_SUPERUSER_PASSWORD"] == "given"
     with pytest.raises(SystemExit, match="STRATA_PG_RESTAPI_PASSWORD_FILE"):
         sp.load_secret_files({"STRATA_PG_RESTAPI_PASSWORD_FILE": str(tmp_path / "absent")})
+
+
+def test_synchronous_mode_hands_over_to_a_synchronous_standby_only(sp: ModuleType) -> None:
+    """Patroni refuses a switchover to a replica outside the synchronous set."""
+    members = [
+        member("pg-0", role="quorum_standby", lag=0),
+        member("pg-1", role="leader", state="running"),
+        member("pg-2", role="replica", lag=0),  # just restarted: not synchronous yet
+    ]
+    assert sp.choose_candidate("pg-1", members) == "pg-0"
+    members[2] = member("pg-2", role="quorum_standby", lag=0)
+    assert sp.choose_candidate("pg-1", members) == "pg-2"
