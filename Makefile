@@ -11,7 +11,8 @@ CHECKOV_PIN    = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration test-chart test-images e2e-cluster \
-        e2e-kind lint fmt bench bench-critical bench-ml bench-cache images clean scan-chart
+        e2e-kind lint fmt bench bench-critical bench-ml bench-cache bench-backup images clean \
+        scan-chart
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -76,6 +77,9 @@ bench-ml: $(STAMP)
 
 bench-cache: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_cache
+
+bench-backup: $(STAMP) ## pgBackRest backup and restore durations of a 100,000-transfer ledger
+	$(BIN)/python -m tests.bench.bench_backup
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

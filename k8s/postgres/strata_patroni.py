@@ -8,9 +8,13 @@
     strata-patroni post-bootstrap CONNSTR   (Patroni's post_bootstrap) create the database
     strata-patroni CMD ...   anything else runs as given (patronictl, psql, pgbackrest)
 
-Every sub-command first reads the passwords the chart mounts as files (SECRET_FILES below)
-into Patroni's PATRONI_*_PASSWORD variables of this process, which Patroni, patronictl and
-the REST calls here inherit: the Secrets never appear in the pod's environment.
+Every sub-command first reads the secrets the chart mounts as files (SECRET_FILES below) into
+variables of this process: Patroni's PATRONI_*_PASSWORD, which Patroni, patronictl and the
+REST calls here inherit, and pgBackRest's PGBACKREST_REPO1_* options (passphrase, object
+store keys) and libpq's PGPASSWORD for the pgBackRest containers (sidecar, repository host,
+backup Jobs), which run their commands through this entrypoint. PostgreSQL, started by
+Patroni, inherits the PGBACKREST_* options for archive_command and restore_command. The
+Secrets never appear in the pod's environment.
 
 No failover logic lives here: leader election, promotion, demotion, rewinds and replica
 creation are Patroni's. This script only covers three things Patroni cannot know:
@@ -40,7 +44,8 @@ creation are Patroni's. This script only covers three things Patroni cannot know
 
 and two small duties of a starting member: `apply-config` (postStart) patches Patroni's
 dynamic configuration with what the chart renders, since Patroni reads `bootstrap.dcs` only
-when it creates a cluster; `post-bootstrap` creates the application database after initdb.
+when it creates a cluster; `post-bootstrap` creates the application database after initdb
+(a cluster restored from a backup already has it).
 
 Standard library only (it runs with Debian's python3, beside Patroni's virtualenv).
 """
@@ -70,12 +75,20 @@ SYNC_ROLES = ("sync_standby", "quorum_standby")
 #: a candidate before it settles for another one (within the pod's grace period).
 PRESTOP_WAIT_SECONDS = 20.0
 WAITING = "waiting for the cluster to be initialised by member 0"
-#: Patroni's password variable <- the variable naming the file that holds it (the chart's
-#: read-only secrets volume). Not PATRONI_* names: Patroni parses its own prefix.
+#: The variable a program reads <- the variable naming the file that holds it (the chart's
+#: read-only secrets volume). Not PATRONI_* or PGBACKREST_* names: Patroni and pgBackRest
+#: parse their own prefixes. Each container is given only the pointers it needs.
 SECRET_FILES = {
     "PATRONI_SUPERUSER_PASSWORD": "STRATA_PG_SUPERUSER_PASSWORD_FILE",
     "PATRONI_REPLICATION_PASSWORD": "STRATA_PG_REPLICATION_PASSWORD_FILE",
     "PATRONI_RESTAPI_PASSWORD": "STRATA_PG_RESTAPI_PASSWORD_FILE",
+    # pgBackRest options (issue 14): repository encryption and object store credentials.
+    "PGBACKREST_REPO1_CIPHER_PASS": "STRATA_PGBACKREST_REPO1_CIPHER_PASS_FILE",
+    "PGBACKREST_REPO1_S3_KEY": "STRATA_PGBACKREST_REPO1_S3_KEY_FILE",
+    "PGBACKREST_REPO1_S3_KEY_SECRET": "STRATA_PGBACKREST_REPO1_S3_KEY_SECRET_FILE",
+    "PGBACKREST_REPO1_AZURE_KEY": "STRATA_PGBACKREST_REPO1_AZURE_KEY_FILE",
+    # libpq: the pgbackrest sidecar's psql and what its `pgbackrest server` runs.
+    "PGPASSWORD": "STRATA_PGPASSWORD_FILE",
 }
 WAITING_BODY = json.dumps({"strata": WAITING}).encode()
 
@@ -128,7 +141,7 @@ def _read(path: str) -> str:
 
 
 def load_secret_files(environ: MutableMapping[str, str] = os.environ) -> list[str]:
-    """Set each PATRONI_*_PASSWORD from the file its STRATA_PG_*_FILE names (once).
+    """Set each SECRET_FILES variable from the file its STRATA_*_FILE names (once).
 
     A variable already set wins (an operator's override, or a parent that loaded it). Returns
     the variables set; a named file that cannot be read ends the command with its path.
@@ -317,6 +330,25 @@ def prestop() -> int:
     return 0
 
 
+#: States of a member whose PostgreSQL runs as a replica. With a restore_command (pgBackRest's
+#: archive-get, issue 14) a replica that streams from nobody reports "in archive recovery".
+RUNNING_STATES = ("running", "streaming", "in archive recovery")
+
+
+def ready_without_leader(cluster: Any, me: str | None) -> bool:
+    """Whether ``me`` counts as ready in Patroni's ``/cluster`` answer because no leader exists
+    and its PostgreSQL runs. A member that cannot win the leader race alone (quorum commit:
+    it needs the other members' votes) must still become Ready, or the StatefulSet
+    (OrderedReady) never starts the members it waits for."""
+    if not isinstance(cluster, dict):
+        return False
+    members = cluster.get("members") or []
+    if any(m.get("role") in ("leader", "standby_leader") for m in members):
+        return False
+    mine = [m for m in members if m.get("name") == me]
+    return bool(mine) and mine[0].get("state") in RUNNING_STATES
+
+
 def ready() -> int:
     """0 when Patroni's /readiness says so, or when no leader exists and PostgreSQL runs here."""
     try:
@@ -324,14 +356,9 @@ def ready() -> int:
         if status == 200:
             return 0
         status, cluster = _rest("GET", "/cluster", timeout=2)
-        if status != 200 or not isinstance(cluster, dict):
+        if status != 200:
             return 1
-        members = cluster.get("members") or []
-        if any(m.get("role") in ("leader", "standby_leader") for m in members):
-            return 1
-        me = os.environ.get("PATRONI_NAME")
-        mine = [m for m in members if m.get("name") == me]
-        return 0 if mine and mine[0].get("state") in ("running", "streaming") else 1
+        return 0 if ready_without_leader(cluster, os.environ.get("PATRONI_NAME")) else 1
     except (OSError, ValueError):
         return 1
 
@@ -382,18 +409,26 @@ def apply_config() -> int:
     return 0
 
 
+#: CREATE DATABASE unless it exists: a cluster restored from a backup already has it.
+CREATE_DATABASE = (
+    "SELECT format('CREATE DATABASE %I', :'db') "
+    "WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')\\gexec\n"
+)
+
+
 def post_bootstrap(connstr: str) -> int:
-    """Create the application database once, right after initdb (Patroni passes CONNSTR)."""
+    """Create the application database once, right after initdb or a restore (Patroni
+    passes CONNSTR)."""
     database = os.environ.get("STRATA_PG_DATABASE", "")
     if database and database != "postgres":
         subprocess.run(
             ["psql", connstr, "-v", "ON_ERROR_STOP=1", "-v", f"db={database}", "-X", "-q"],
-            input='CREATE DATABASE :"db";\n',
+            input=CREATE_DATABASE,
             text=True,
             check=True,
             timeout=120,
         )
-        log("created the database", database=database)
+        log("the database exists", database=database)
     return 0
 
 

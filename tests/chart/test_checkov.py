@@ -43,6 +43,14 @@ IMAGE_RESOURCES = {
     "StatefulSet.strata.strata-postgresql-critical",
     "StatefulSet.strata.strata-postgresql-ml",
     "StatefulSet.strata.strata-redis",
+    # pgBackRest: the repository host, the backup CronJobs and the archiving helm test pods.
+    "StatefulSet.strata.strata-pgbackrest",
+    "CronJob.strata.strata-postgresql-critical-backup-full",
+    "CronJob.strata.strata-postgresql-critical-backup-diff",
+    "CronJob.strata.strata-postgresql-ml-backup-full",
+    "CronJob.strata.strata-postgresql-ml-backup-diff",
+    "Pod.strata.strata-test-archiving-postgresql-critical",
+    "Pod.strata.strata-test-archiving-postgresql-ml",
 }
 
 

@@ -31,6 +31,10 @@ REQUIRED_ALERTS = {
     "StrataRedisDown",
     "StrataPostgreSQLNoLeader",
     "StrataPostgreSQLReplicationLag",
+    "StrataBackupTooOld",
+    "StrataBackupMissing",
+    "StrataWALArchivingFailing",
+    "StrataBackupRepositoryUnreachable",
 }
 
 PROMQL_WORDS = {
@@ -119,8 +123,10 @@ def dashboard_exprs() -> list[str]:
 
 
 def exported_metric_names() -> str:
-    """All Python source of the services: metric names are literals there."""
-    return "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py"))
+    """All Python source of the services and of the PostgreSQL image's pgbackrest sidecar
+    (k8s/postgres): metric names are literals there."""
+    sources = [*(ROOT / "services").rglob("*.py"), *(ROOT / "k8s" / "postgres").glob("*.py")]
+    return "\n".join(p.read_text() for p in sources)
 
 
 def _base(name: str) -> str:

@@ -41,6 +41,7 @@ def pods(r: Render) -> list[tuple[str, dict[str, Any]]]:
     """(name, pod spec) of every workload and bare (helm test) pod."""
     out = [(d["metadata"]["name"], pod_spec(d)) for d in workloads(r)]
     out += [(d["metadata"]["name"], d["spec"]) for d in r.kind("Pod")]
+    out += [(d["metadata"]["name"], pod_spec(d)) for d in r.kind("CronJob")]
     return out
 
 
@@ -62,8 +63,20 @@ def test_three_services_and_their_stores(rendered: Render) -> None:
     assert rendered.names("Deployment") == {f"strata-{s}" for s in SERVICES}
     values = load_values()  # defaults; scenarios that turn stores off have fewer StatefulSets
     assert all(values[key]["enabled"] for key in STORE_VALUES.values())
+    effective = effective_values(rendered)
+    # The pgBackRest repository host: backups are on by default, to a PVC, for bundled tiers.
+    repo_host = (
+        effective["backup"]["enabled"]
+        and effective["backup"]["repository"]["type"] == "pvc"
+        and any(
+            bundled(rendered, store) and effective[key]["backup"]["enabled"]
+            for store, key in STORE_VALUES.items()
+            if store.startswith("postgresql-")
+        )
+    )
     assert rendered.names("StatefulSet") == {
-        f"strata-{store}" for store in STORE_VALUES if bundled(rendered, store)
+        *(f"strata-{store}" for store in STORE_VALUES if bundled(rendered, store)),
+        *(["strata-pgbackrest"] if repo_host else []),
     }
 
 
@@ -76,7 +89,9 @@ def test_every_container_has_probes_resources_and_security(rendered: Render) -> 
         assert spec.get("enableServiceLinks") is False, name
         assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
         # Only the Patroni members talk to the Kubernetes API (their consensus store).
-        patroni = name.startswith("strata-postgresql-")
+        patroni = name in {d["metadata"]["name"] for d in rendered.kind("StatefulSet")} and (
+            name.startswith("strata-postgresql-")
+        )
         assert spec.get("automountServiceAccountToken") is patroni, name
         if patroni:
             assert spec["serviceAccountName"] == name
@@ -92,8 +107,8 @@ def test_every_container_has_probes_resources_and_security(rendered: Render) -> 
             assert res["requests"]["cpu"], where
             assert res["requests"]["memory"], where
             assert res["limits"]["memory"], where
-        if name.startswith("strata-test"):
-            continue  # a helm test pod runs to completion: no probes
+        if name.startswith("strata-test") or name in rendered.names("CronJob"):
+            continue  # helm test pods and backup Jobs run to completion: no probes
         for c in spec["containers"]:
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 assert probe in c, f"{name}/{c['name']} lacks {probe}"
@@ -181,21 +196,25 @@ def test_service_ports_name_container_ports(rendered: Render) -> None:
             assert port["targetPort"] in target, f"{svc['metadata']['name']}: {port}"
 
 
-def _documented_existing_secrets() -> set[str]:
-    text = (CHART / "ci" / "existing-secret-values.yaml").read_text()
-    return set(re.findall(r"existingSecret: (\S+)", text))
+def _documented_existing_secrets(
+    values_file: str = str(CHART / "ci" / "existing-secret-values.yaml"),
+) -> set[str]:
+    text = Path(values_file).read_text()
+    # Secrets made outside the chart: existingSecrets, and another release's TLS Secret.
+    return set(re.findall(r"(?:existingSecret|tlsSecret): (\S+)", text))
 
 
 def test_secret_and_configmap_references_resolve(rendered: Render) -> None:
     secrets = rendered.names("Secret")
     configmaps = rendered.names("ConfigMap")
     external = (
-        _documented_existing_secrets() if "existing-secret" in rendered.values_file else set()
+        _documented_existing_secrets(rendered.values_file)
+        if rendered.values_file.endswith(".yaml")
+        else set()
     )
     readme = (CHART / "README.md").read_text()
     for name in external:
         assert name not in secrets, f"{name} is an existingSecret: the chart must not create it"
-        assert name in (CHART / "ci" / "existing-secret-values.yaml").read_text()
     assert "existingSecret" in readme
     refs: list[tuple[str, str, str | None]] = []
     for _owner, spec in pods(rendered):
@@ -698,7 +717,8 @@ def test_stores_keep_the_previous_volumes_and_ids(render: RenderFn) -> None:
         assert sts["spec"]["serviceName"] == f"strata-{store}-hl"
         assert sts["spec"]["podManagementPolicy"] == "OrderedReady"
         spec = pod_spec(sts)
-        (c,) = spec["containers"]
+        c = spec["containers"][0]
+        assert c["name"] == "postgresql"
         assert c["image"] == "strata-postgresql:15-patroni4.1.5"
         env = {e["name"]: e for e in c["env"]}
         assert env["PATRONI_SUPERUSER_USERNAME"]["value"] == user
@@ -804,8 +824,13 @@ def test_every_image_can_be_pinned_by_digest(render: RenderFn) -> None:
     assert cache["image"] == "strata-cache:1.2.3@sha256:" + "b" * 64
 
 
+def api_test_pod(r: Render) -> dict[str, Any]:
+    """The helm test pod that calls the three services (others check archiving: test_backup)."""
+    return r.get("Pod", "strata-test-api")
+
+
 def test_helm_test_pod(rendered: Render) -> None:
-    (pod,) = rendered.kind("Pod")
+    pod = api_test_pod(rendered)
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     spec = pod["spec"]
     assert spec["restartPolicy"] == "Never"
@@ -849,7 +874,7 @@ def _mint_from_test_script(script: str) -> Any:
 def test_helm_test_script_mints_a_token_the_services_accept(render: RenderFn) -> None:
     """Run the token part of the test pod's script against the services' own verifier."""
     auth = pytest.importorskip("services.common.auth")
-    (pod,) = render(None).kind("Pod")
+    pod = api_test_pod(render(None))
     mint = _mint_from_test_script(pod["spec"]["containers"][0]["command"][2])
     secret = "s" * 40
     for name, scope in (("critical", "accounts:read"), ("cache", "cache:read")):

@@ -19,8 +19,15 @@ def patroni_config(r: Render, tier: str) -> tuple[dict[str, Any], dict[str, Any]
     return yaml.safe_load(data["patroni.yaml"]), json.loads(data["dynamic.json"])
 
 
+def postgresql_container(sts: dict[str, Any]) -> dict[str, Any]:
+    """The member's PostgreSQL (Patroni) container; the other one is the pgbackrest sidecar."""
+    containers = {c["name"]: c for c in pod_spec(sts)["containers"]}
+    assert set(containers) <= {"postgresql", "pgbackrest"}
+    return containers["postgresql"]
+
+
 def env_of(r: Render, tier: str) -> dict[str, Any]:
-    (c,) = pod_spec(r.get("StatefulSet", f"strata-{tier}"))["containers"]
+    c = postgresql_container(r.get("StatefulSet", f"strata-{tier}"))
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
 
 
@@ -202,7 +209,7 @@ def test_parameters_and_extra_args_reach_every_member(render: RenderFn) -> None:
 def test_probes_hooks_and_budget(render: RenderFn, tier: str) -> None:
     r = render(None)
     sts = r.get("StatefulSet", f"strata-{tier}")
-    (c,) = pod_spec(sts)["containers"]
+    c = postgresql_container(sts)
     assert c["startupProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert c["readinessProbe"]["exec"]["command"] == ["/usr/local/bin/strata-patroni-ready"]
@@ -272,8 +279,10 @@ def test_patroni_metrics_are_scraped(render: RenderFn) -> None:
         "strata-postgresql-ml",
     }
     for pm in sm.kind("PodMonitor"):
-        (ep,) = pm["spec"]["podMetricsEndpoints"]
+        # Patroni's metrics, and the pgbackrest sidecar's (test_backup).
+        ep, backup = pm["spec"]["podMetricsEndpoints"]
         assert ep["port"] == "patroni" and ep["path"] == "/metrics"
+        assert backup["port"] == "backup-metrics" and backup["path"] == "/metrics"
 
 
 def test_external_postgresql_renders_no_patroni(render: RenderFn) -> None:

@@ -91,11 +91,18 @@ def test_api_versions_follow_capabilities(
     assert _api(result, "PodDisruptionBudget") == {pdb}
     assert _api(result, "HorizontalPodAutoscaler") == {hpa}
     sts = result.kind("StatefulSet")
-    assert len(sts) == 3
+    assert len(sts) == 4  # PostgreSQL x2, Redis, the pgBackRest repository host
+    cronjob = "batch/v1" if semver_at_least(kube_version, (1, 21)) else "batch/v1beta1"
+    assert _api(result, "CronJob") == {cronjob}
     for s in sts:
         assert ("persistentVolumeClaimRetentionPolicy" in s["spec"]) is retention, s["metadata"][
             "name"
         ]
+
+
+def semver_at_least(version: str, floor: tuple[int, int]) -> bool:
+    major, minor = (int(x) for x in version.split(".")[:2])
+    return (major, minor) >= floor
 
 
 #: Every apiVersion/kind Kubernetes 1.20 serves that the chart may render (no 1.20 schemas are
@@ -114,6 +121,7 @@ K8S_1_20 = {
     ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("batch/v1beta1", "CronJob"),
 }
 
 

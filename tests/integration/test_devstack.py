@@ -45,6 +45,14 @@ class Output:
             return "".join(self.lines)
 
 
+def alive(p: psutil.Process) -> bool:
+    """Still running and not a zombie; a process that ends between the two checks is not."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_run_prints_working_examples_and_ctrl_c_stops_everything() -> None:
     proc = subprocess.Popen(
         [
@@ -94,5 +102,4 @@ def test_run_prints_working_examples_and_ctrl_c_stops_everything() -> None:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(90)
     assert code == 0
-    leftovers = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert leftovers == []
+    assert [p for p in descendants if alive(p)] == []

@@ -343,12 +343,15 @@ The service's own token key (strata.jwt.*): its HS256 secret or its PEM public k
 {{- end }}
 {{- end -}}
 
-{{/* env entries pointing at the files. Call with the list. */}}
+{{/* env entries pointing at the files (entries without .env: a file read by its path). Call
+with the list. */}}
 {{- define "strata.secretFiles.env" -}}
 {{- $dir := include "strata.secretFiles.dir" nil -}}
 {{- $out := list -}}
 {{- range . -}}
+{{- if .env -}}
 {{- $out = append $out (printf "- name: %s\n  value: %s" .env (printf "%s/%s" $dir .path | quote)) -}}
+{{- end -}}
 {{- end -}}
 {{- join "\n" $out -}}
 {{- end -}}

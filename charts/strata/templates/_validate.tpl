@@ -71,6 +71,7 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- $errors = append $errors (printf "connection budget of %s is %d ((replicas or autoscaling.maxReplicas) + rollingUpdate.maxSurge) x workers x (poolSize + maxOverflow), over %s.maxConnections - reservedConnections = %d" .svc $used .pg $limit) -}}
 {{- end -}}
 {{- end -}}
+{{- $errors = concat $errors (include "strata.backup.errors" . | fromYamlArray) -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}

@@ -11,6 +11,7 @@ $PHASE_FILE for run.sh's timing table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import proof_backup
 import proof_patroni
 from proof_sentinel import p_sentinel
 
@@ -75,8 +77,9 @@ def guard(url: str) -> str:
 def image_tag_sets(this_chart: bool) -> list[str]:
     """``--set`` arguments for the image tags run.sh built and imported (STRATA_IMAGE_TAG).
 
-    The service images always; the PostgreSQL image only for this tree's chart (the previous
-    chart of the upgrade proof runs its own PostgreSQL image, named by its own values).
+    The service images always; the PostgreSQL image (members, pgBackRest repository host and
+    backup Jobs) only for this tree's chart (the previous chart of the upgrade proof runs its
+    own PostgreSQL image, named by its own values).
     """
     sets = []
     tag = os.environ.get("STRATA_E2E_IMAGE_TAG")
@@ -84,7 +87,10 @@ def image_tag_sets(this_chart: bool) -> list[str]:
         sets += [f"{c}.image.tag={tag}" for c in COMPONENTS]
     pg_tag = os.environ.get("STRATA_E2E_POSTGRESQL_TAG")
     if pg_tag and this_chart:
-        sets += [f"{c}.image.tag={pg_tag}" for c in ("postgresqlCritical", "postgresqlMl")]
+        # The repository host and the backup Jobs run pgBackRest from the PostgreSQL image.
+        sets += [
+            f"{c}.image.tag={pg_tag}" for c in ("postgresqlCritical", "postgresqlMl", "backup")
+        ]
     return [a for s in sets for a in ("--set", s)]
 
 
@@ -914,8 +920,28 @@ class Proofs:
             f"reinstall {inst:.1f}s reused them and sees the old accounts, documents and keys"
         )
 
+    def ensure_main_release(self) -> str:
+        """The main release, installed again over its kept volumes when it is gone (proof 11
+        uninstalls it to free the node); the NodePort twins exposed again with it."""
+        c = self.c
+        status = c.run([c.helm, "-n", c.ns, "status", c.release, "-o", "json"], check_rc=False)
+        deployed = False
+        with contextlib.suppress(ValueError, KeyError):
+            deployed = json.loads(status)["info"]["status"] == "deployed"
+        note = "main release up"
+        if not deployed:
+            t = time.monotonic()
+            self.helm_install()
+            took = time.monotonic() - t
+            note = f"main release installed again over its kept volumes in {took:.0f}s"
+        if "critical" not in self.api or not deployed:
+            self.expose()
+        return note
+
     def p_sentinel(self) -> str:
-        return p_sentinel(self)  # tests/e2e/cluster/proof_sentinel.py
+        # The upgrade to sentinel mode needs the main release, which proof 11 uninstalled.
+        note = self.ensure_main_release()
+        return f"{note}; {p_sentinel(self)}"  # tests/e2e/cluster/proof_sentinel.py
 
     def run(self) -> int:
         secrets = jwt_secrets(self.args.values)  # one key per service: never one for all
@@ -934,6 +960,7 @@ class Proofs:
             ("proof 6: uninstall + reinstall", self.p_reinstall, False),
             *patroni[:-1],
             ("proof 12: Redis Sentinel, master pod deleted under load", self.p_sentinel, False),
+            *proof_backup.steps(self),
             # Proof 11 uninstalls the main release (the previous chart needs the node): last.
             patroni[-1],
         ]

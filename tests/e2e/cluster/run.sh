@@ -23,8 +23,10 @@ if [ -n "${STRATA_IMAGE_TAG:-}" ]; then
   export STRATA_E2E_IMAGE_TAG="$TAG" STRATA_E2E_POSTGRESQL_TAG="$PG_TAG"
 fi
 IMAGES="strata-critical:$TAG strata-ml:$TAG strata-cache:$TAG strata-test/postgres:15 strata-test/redis:7 $STRATA_POSTGRESQL_IMAGE"
-# Patroni members (3 critical + 2 ml) and the upgrade proof's second release need more volumes.
-export STRATA_K8S_PV_COUNT="${STRATA_K8S_PV_COUNT:-16}"
+# Patroni members (3 critical + 2 ml), Redis (3 in Sentinel mode), the pgBackRest repository,
+# the upgrade proof's second release and the restore proof's third one (members, Redis,
+# repository each) need more volumes; a deleted claim's volume is not bound again.
+export STRATA_K8S_PV_COUNT="${STRATA_K8S_PV_COUNT:-24}"
 DOCKER="${DOCKER:-/usr/bin/docker}"; [ -x "$DOCKER" ] || DOCKER="$(command -v docker || true)"
 rc=0
 

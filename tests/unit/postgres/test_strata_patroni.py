@@ -95,6 +95,29 @@ def test_passwords_come_from_the_mounted_files(sp: ModuleType, tmp_path: Path) -
     assert environ["PATRONI_RESTAPI_PASSWORD"] == "rest-secret"
 
 
+def test_pgbackrest_secrets_come_from_the_mounted_files(sp: ModuleType, tmp_path: Path) -> None:
+    """pgBackRest containers run through the entrypoint: the repository's passphrase and keys
+    become PGBACKREST_* options, the sidecar's password libpq's PGPASSWORD; nothing else."""
+    for name in ("cipher", "key", "secret", "pw"):
+        (tmp_path / name).write_text(f"{name}-value\n")
+    environ = {
+        "STRATA_PGBACKREST_REPO1_CIPHER_PASS_FILE": str(tmp_path / "cipher"),
+        "STRATA_PGBACKREST_REPO1_S3_KEY_FILE": str(tmp_path / "key"),
+        "STRATA_PGBACKREST_REPO1_S3_KEY_SECRET_FILE": str(tmp_path / "secret"),
+        "STRATA_PGPASSWORD_FILE": str(tmp_path / "pw"),
+    }
+    loaded = sp.load_secret_files(environ)
+    assert sorted(loaded) == [
+        "PGBACKREST_REPO1_CIPHER_PASS",
+        "PGBACKREST_REPO1_S3_KEY",
+        "PGBACKREST_REPO1_S3_KEY_SECRET",
+        "PGPASSWORD",
+    ]
+    assert environ["PGBACKREST_REPO1_CIPHER_PASS"] == "cipher-value"
+    assert environ["PGPASSWORD"] == "pw-value"
+    assert not any(k.startswith("PATRONI_") for k in environ)
+
+
 def test_a_password_already_set_wins_and_a_missing_file_stops(
     sp: ModuleType, tmp_path: Path
 ) -> None:
@@ -118,3 +141,29 @@ def test_synchronous_mode_hands_over_to_a_synchronous_standby_only(sp: ModuleTyp
     assert sp.choose_candidate("pg-1", members) == "pg-0"
     members[2] = member("pg-2", role="quorum_standby", lag=0)
     assert sp.choose_candidate("pg-1", members) == "pg-2"
+
+
+@pytest.mark.parametrize("state", ["running", "streaming", "in archive recovery"])
+def test_leaderless_member_whose_postgres_runs_is_ready(sp: ModuleType, state: str) -> None:
+    # "in archive recovery": a replica with pgBackRest's restore_command and nobody to stream
+    # from (a reinstall over kept volumes whose member 0 was a quorum standby). Not Ready, it
+    # would keep the StatefulSet from starting the members whose votes it needs.
+    cluster = {"members": [member("pg-0", state=state)]}
+    assert sp.ready_without_leader(cluster, "pg-0")
+
+
+@pytest.mark.parametrize(
+    ("cluster", "me"),
+    [
+        ({"members": [member("pg-0"), member("pg-1", role="leader", state="running")]}, "pg-0"),
+        ({"members": [member("pg-0", role="standby_leader", state="running")]}, "pg-1"),
+        ({"members": [member("pg-0", state="starting")]}, "pg-0"),
+        ({"members": [member("pg-0", state="stopped")]}, "pg-0"),
+        ({"members": [member("pg-1")]}, "pg-0"),
+        ({"members": []}, "pg-0"),
+        ({}, "pg-0"),
+        ([], "pg-0"),
+    ],
+)
+def test_not_ready_without_leader_otherwise(sp: ModuleType, cluster: Any, me: str) -> None:
+    assert not sp.ready_without_leader(cluster, me)

@@ -71,6 +71,8 @@ and re-applied by each starting member (strata-patroni apply-config) after an up
 
 {{- define "strata.postgresql.configmap" -}}
 {{- $name := include "strata.componentName" . -}}
+{{- $backup := include "strata.backup.enabled" . -}}
+{{- $stanza := include "strata.backup.stanza" . -}}
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -94,10 +96,24 @@ data:
       ports:
         - name: postgresql
           port: 5432
+        {{- if $backup }}
+        # The primary Service also routes the backup Jobs to the leader's pgbackrest server.
+        - name: pgbackrest
+          port: 8432
+        {{- end }}
     watchdog:
       mode: "off"
     bootstrap:
       dcs: {{ include "strata.postgresql.dynamicConfig" . }}
+      {{- if include "strata.backup.restoring" . }}
+      # A new cluster is restored from a backup (to the latest state or to a point in time)
+      # instead of initdb; PostgreSQL recovers with pgBackRest's settings, then is promoted.
+      method: pgbackrest
+      pgbackrest:
+        command: /usr/local/bin/strata-pgbackrest restore
+        keep_existing_recovery_conf: true
+        no_params: true
+      {{- end }}
       initdb:
         - encoding: UTF8
         - locale: C.UTF-8
@@ -111,10 +127,32 @@ data:
       use_unix_socket: true
       remove_data_directory_on_rewind_failure: true
       remove_data_directory_on_diverged_timelines: true
+      {{- if $backup }}
+      # New members restore the newest backup and replay the archive, then stream from the
+      # leader; pg_basebackup from the leader when there is no backup yet.
+      {{- if .values.backup.createReplicas }}
+      create_replica_methods:
+        - pgbackrest
+        - basebackup
+      pgbackrest:
+        command: pgbackrest --stanza={{ $stanza }} --type=standby --log-level-console=info restore
+        no_params: true
+      {{- end }}
+      # A replica that fell behind the leader's kept WAL catches up from the archive.
+      recovery_conf:
+        restore_command: pgbackrest --stanza={{ $stanza }} archive-get %f "%p"
+      {{- end }}
       basebackup:
         - checkpoint: fast
       parameters:
         unix_socket_directories: /var/run/postgresql
+        {{- if $backup }}
+        # Continuous archiving: the primary pushes every WAL segment to the repository
+        # (replicas do not archive; a promoted one starts at its promotion).
+        archive_mode: "on"
+        archive_command: pgbackrest --stanza={{ $stanza }} archive-push "%p"
+        archive_timeout: {{ .root.Values.backup.archive.timeoutSeconds }}
+        {{- end }}
       pg_hba:
         - local all all scram-sha-256
         - host replication {{ .superuser }} 0.0.0.0/0 scram-sha-256
@@ -144,6 +182,12 @@ spec:
       port: 5432
       targetPort: 5432
       protocol: TCP
+    {{- if include "strata.backup.enabled" . }}
+    - name: pgbackrest
+      port: 8432
+      targetPort: 8432
+      protocol: TCP
+    {{- end }}
 ---
 apiVersion: v1
 kind: Service
@@ -314,6 +358,13 @@ spec:
       path: /metrics
       interval: {{ $sm.interval }}
       scrapeTimeout: {{ $sm.scrapeTimeout }}
+    {{- if include "strata.backup.enabled" . }}
+    # The pgbackrest sidecar: age of the backups, WAL archiving, repository size.
+    - port: backup-metrics
+      path: /metrics
+      interval: {{ $sm.interval }}
+      scrapeTimeout: {{ $sm.scrapeTimeout }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
@@ -341,7 +392,14 @@ PATRONI_*_PASSWORD (k8s/postgres/strata_patroni.py, SECRET_FILES).
 {{- $root := .root -}}
 {{- $v := .values -}}
 {{- $name := include "strata.componentName" . -}}
+{{- $backup := include "strata.backup.enabled" . -}}
+{{- $restoring := include "strata.backup.restoring" . -}}
+{{- $pvcRepo := include "strata.backup.pvc" $root -}}
 {{- $files := include "strata.postgresql.secretFiles" . | fromYamlArray -}}
+{{- if or $backup $restoring -}}
+{{- /* archive-push, archive-get and restores reach an object store directly. */ -}}
+{{- $files = concat $files (include "strata.backup.secretFiles" (dict "root" $root "local" false) | fromYamlArray) -}}
+{{- end -}}
 apiVersion: apps/v1
 kind: StatefulSet
 metadata:
@@ -371,8 +429,17 @@ spec:
     metadata:
       labels:
         {{- include "strata.postgresql.patroniLabels" . | nindent 8 }}
+        {{- if and $backup $pvcRepo }}
+        {{- include "strata.backup.clientLabel" (include "strata.backup.repoHostName" $root) | nindent 8 }}
+        {{- end }}
+        {{- if and $restoring $pvcRepo }}
+        {{- include "strata.backup.clientLabel" (include "strata.backup.restoreRepoHost" .) | nindent 8 }}
+        {{- end }}
       annotations:
         checksum/config: {{ include "strata.postgresql.configmap" . | sha256sum }}
+        {{- if or $backup $restoring }}
+        checksum/pgbackrest: {{ list (include "strata.backup.memberConfig" .) (include "strata.backup.restoreConfig" .) $root.Values.backup.encryption.enabled | toJson | sha256sum }}
+        {{- end }}
         checksum/secret: {{ include "strata.secretInputsChecksum" $root }}
         {{- if $root.Values.metrics.scrapeAnnotations }}
         prometheus.io/scrape: "true"
@@ -432,6 +499,17 @@ spec:
               value: /var/lib/postgresql/data/pgdata
             - name: STRATA_PG_DATABASE
               value: {{ .database | quote }}
+            {{- if $restoring }}
+            # The bootstrap restore (strata-pgbackrest restore): source stanza and target.
+            - name: STRATA_RESTORE_CONFIG
+              value: /etc/pgbackrest-restore/pgbackrest.conf
+            - name: STRATA_RESTORE_STANZA
+              value: {{ include "strata.backup.restoreStanza" . | quote }}
+            - name: STRATA_RESTORE_TARGET_TIME
+              value: {{ $v.restore.targetTime | quote }}
+            - name: STRATA_RESTORE_SET
+              value: {{ $v.restore.backupSet | quote }}
+            {{- end }}
           ports:
             - name: postgresql
               containerPort: 5432
@@ -489,6 +567,10 @@ spec:
               mountPath: /etc/patroni
               readOnly: true
             {{- include "strata.secretFiles.mount" "secrets" | nindent 12 }}
+            {{- include "strata.postgresql.pgbackrestMounts" . | nindent 12 }}
+        {{- if $backup }}
+        {{- include "strata.postgresql.pgbackrestSidecar" . | nindent 8 }}
+        {{- end }}
       volumes:
         - name: run
           emptyDir: {}
@@ -498,6 +580,27 @@ spec:
           configMap:
             name: {{ $name }}-patroni
         {{- include "strata.secretFiles.volume" (dict "name" "secrets" "files" $files) | nindent 8 }}
+        {{- if $backup }}
+        - name: pgbackrest
+          configMap:
+            name: {{ $name }}-pgbackrest
+            items:
+              - key: pgbackrest.conf
+                path: pgbackrest.conf
+        {{- include "strata.backup.tlsVolume" (dict "name" "pgbackrest-tls" "secret" (include "strata.backup.tlsSecretName" $root) "pair" .component) | nindent 8 }}
+        {{- include "strata.secretFiles.volume" (dict "name" "pgbackrest-secrets" "files" (include "strata.postgresql.pgbackrestSecretFiles" . | fromYamlArray)) | nindent 8 }}
+        {{- end }}
+        {{- if $restoring }}
+        - name: pgbackrest-restore
+          configMap:
+            name: {{ $name }}-pgbackrest
+            items:
+              - key: restore.conf
+                path: pgbackrest.conf
+        {{- if $pvcRepo }}
+        {{- include "strata.backup.tlsVolume" (dict "name" "pgbackrest-restore-tls" "secret" (include "strata.backup.restoreTlsSecret" .) "pair" .component) | nindent 8 }}
+        {{- end }}
+        {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -541,4 +644,107 @@ spec:
         resources:
           requests:
             storage: {{ $v.persistence.size }}
+{{- end -}}
+
+
+{{/* pgBackRest's files in a member's containers: its configuration, TLS, restore source. */}}
+{{- define "strata.postgresql.pgbackrestMounts" -}}
+{{- if include "strata.backup.enabled" . }}
+- name: pgbackrest
+  mountPath: /etc/pgbackrest
+  readOnly: true
+- name: pgbackrest-tls
+  mountPath: /etc/pgbackrest-tls
+  readOnly: true
+{{- end }}
+{{- if include "strata.backup.restoring" . }}
+- name: pgbackrest-restore
+  mountPath: /etc/pgbackrest-restore
+  readOnly: true
+{{- if include "strata.backup.pvc" .root }}
+- name: pgbackrest-restore-tls
+  mountPath: /etc/pgbackrest-restore-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The pgbackrest sidecar of a member: `pgbackrest server` for the backup Jobs, backup and
+archiving metrics, and the stanza's creation by the primary (strata-pgbackrest sidecar). */}}
+{{- define "strata.postgresql.pgbackrestSidecar" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- $b := $root.Values.backup -}}
+- name: pgbackrest
+  image: {{ include "strata.image" (dict "root" $root "image" $v.image "defaultTag" "15-patroni4.1.5") }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  # Through the image's entrypoint (strata-patroni), which reads the secret files first:
+  # PGPASSWORD for psql and for what `pgbackrest server` runs, and the repository's secrets.
+  args: ["strata-pgbackrest", "sidecar"]
+  env:
+    - name: STRATA_PGBACKREST_STANZA
+      value: {{ include "strata.backup.stanza" . | quote }}
+    - name: STRATA_PGBACKREST_METRICS_PORT
+      value: {{ $b.metrics.port | quote }}
+    - name: STRATA_PGBACKREST_REFRESH
+      value: {{ $b.metrics.refreshSeconds | quote }}
+    - name: PGDATA
+      value: /var/lib/postgresql/data/pgdata
+    # pgBackRest (backups through pgbackrest server, stanza-create) and the sidecar's psql
+    # reach PostgreSQL over the local socket as the superuser (password: PGPASSWORD, which
+    # the entrypoint reads from STRATA_PGPASSWORD_FILE).
+    - name: PGHOST
+      value: /var/run/postgresql
+    - name: PGUSER
+      value: {{ .superuser | quote }}
+    - name: PGCONNECT_TIMEOUT
+      value: "5"
+    {{- include "strata.secretFiles.env" (include "strata.postgresql.pgbackrestSecretFiles" . | fromYamlArray) | nindent 4 }}
+  ports:
+    - name: pgbackrest
+      containerPort: 8432
+      protocol: TCP
+    - name: backup-metrics
+      containerPort: {{ $b.metrics.port }}
+      protocol: TCP
+  # `pgbackrest server` listens (it is up within a second; if it dies, so does the container).
+  startupProbe:
+    tcpSocket:
+      port: pgbackrest
+    periodSeconds: 2
+    failureThreshold: 30
+  livenessProbe:
+    tcpSocket:
+      port: pgbackrest
+    periodSeconds: 20
+    timeoutSeconds: 5
+    failureThreshold: 3
+  readinessProbe:
+    tcpSocket:
+      port: pgbackrest
+    periodSeconds: 10
+    timeoutSeconds: 5
+  resources:
+    {{- toYaml $b.sidecar.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $v.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - name: data
+      mountPath: /var/lib/postgresql/data
+    - name: run
+      mountPath: /var/run/postgresql
+    - name: tmp
+      mountPath: /tmp
+    {{- include "strata.postgresql.pgbackrestMounts" . | nindent 4 }}
+    {{- include "strata.secretFiles.mount" "pgbackrest-secrets" | nindent 4 }}
+{{- end -}}
+
+{{/* The pgbackrest sidecar's secret files: the superuser's password (libpq's PGPASSWORD) and
+the repository's secrets (object stores). */}}
+{{- define "strata.postgresql.pgbackrestSecretFiles" -}}
+- env: STRATA_PGPASSWORD_FILE
+  secret: {{ .secretName }}
+  key: {{ .passwordKey }}
+  path: superuser-password
+{{ include "strata.backup.secretFiles" (dict "root" .root "local" false) }}
 {{- end -}}
