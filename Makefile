@@ -55,7 +55,7 @@ test-images: $(STAMP) ## build and run the three images with a Docker engine
 e2e-cluster: $(STAMP) ## install the chart on a real single-node Kubernetes built on this host
 	bash tests/e2e/cluster/run.sh
 
-e2e-kind: $(STAMP) ## kind end-to-end (needs a machine with a container registry)
+e2e-kind: $(STAMP) ## kind cluster built from Go modules (cached), the same proofs + NetworkPolicies
 	bash tests/e2e/kind.sh
 
 lint: $(STAMP) ## ruff and mypy

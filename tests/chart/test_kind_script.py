@@ -1,236 +1,539 @@
-"""tests/e2e/kind.sh cannot run here (no registry), so run it against stand-in tools.
+"""The kind end-to-end run's configuration and scripts (tests/e2e/kind*, k8s/kind/).
 
-docker, kind, kubectl and helm are stubs that log their arguments; curl is a small fake of the
-three services' API that checks each token's audience and signature. This proves the script's
-flow and its checks (a wrong balance must fail it) without a cluster.
+`make e2e-kind` needs Docker, Go and many minutes; these tests check what can break silently
+without it: every version pinned once and the Go modules built from it, the cluster and node
+configuration, the OCI runtime wrapper that lets privileged nodes start on the CI machines,
+the docker shim that selects it, and the pod network agent's CNI config and netfilter rules.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shlex
+import re
+import shutil
 import stat
 import subprocess
 import sys
-import textwrap
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from .conftest import ROOT
 
-SCRIPT = ROOT / "tests" / "e2e" / "kind.sh"
-SECRET = "k" * 48
+KIND = ROOT / "tests" / "e2e" / "kind"
+RUNTIME = KIND / "runtime"
+sys.path.insert(0, str(RUNTIME))
+import strata_kind_runc as runc_wrapper  # noqa: E402
 
-LOGGING_STUB = """#!/bin/sh
+#: component dir under tests/e2e/kind/go -> (upstream module, versions.env variable)
+UPSTREAM = {
+    "k8s": ("k8s.io/kubernetes", "KUBERNETES_VERSION"),
+    "kind": ("sigs.k8s.io/kind", "KIND_VERSION"),
+    "containerd": ("github.com/containerd/containerd/v2", "CONTAINERD_VERSION"),
+    "runc": ("github.com/opencontainers/runc", "RUNC_VERSION"),
+    "crictl": ("sigs.k8s.io/cri-tools", "CRICTL_VERSION"),
+    "cni-plugins": ("github.com/containernetworking/plugins", "CNI_PLUGINS_VERSION"),
+    "etcd": ("go.etcd.io/etcd/server/v3", "ETCD_VERSION"),
+    "coredns": ("github.com/coredns/coredns", "COREDNS_VERSION"),
+    "local-path-provisioner": (
+        "github.com/rancher/local-path-provisioner",
+        "LOCAL_PATH_PROVISIONER_VERSION",
+    ),
+    "kube-network-policies": (
+        "sigs.k8s.io/kube-network-policies",
+        "KUBE_NETWORK_POLICIES_VERSION",
+    ),
+}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for line in (KIND / "versions.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def bash_array(script: Path, name: str) -> list[str]:
+    """The words of a bash array assignment NAME=(...) in a script."""
+    m = re.search(rf"^{name}=\((.*?)\)", script.read_text(), re.M | re.S)
+    assert m, f"{name} not found in {script}"
+    return m.group(1).split()
+
+
+def requires(gomod: str) -> dict[str, str]:
+    """module -> version of every require line of a go.mod."""
+    reqs = re.findall(r"^\s*(?:require\s+)?([\w.\-/]+\.[\w.\-/]+)\s+(v\S+)", gomod, re.M)
+    return dict(reqs)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+# ----------------------------------------------------------------------------------------
+# versions and Go modules
+
+
+def test_every_go_module_is_pinned_to_versions_env() -> None:
+    v = versions()
+    modules = bash_array(KIND / "lib.sh", "GO_MODULES")
+    assert sorted(modules) == sorted(UPSTREAM)
+    for comp in modules:
+        gomod = (KIND / "go" / comp / "go.mod").read_text()
+        module, var = UPSTREAM[comp]
+        assert requires(gomod).get(module) == v[var], f"go/{comp}/go.mod: {module} != {v[var]}"
+        gosum = (KIND / "go" / comp / "go.sum").read_text()
+        assert f"{module} {v[var]} h1:" in gosum, f"go/{comp}/go.sum lacks {module} {v[var]}"
+
+
+def test_k8s_module_pins_every_staging_module_to_the_matching_release() -> None:
+    v = versions()
+    _major, minor, patch = v["KUBERNETES_VERSION"].lstrip("v").split(".")
+    assert v["KUBERNETES_STAGING_VERSION"] == f"v0.{minor}.{patch}"
+    assert int(minor) >= 34, "the issue asks for Kubernetes 1.34 or newer"
+    gomod = (KIND / "go" / "k8s" / "go.mod").read_text()
+    replaces = re.findall(r"^\s*(k8s\.io/\S+) => (k8s\.io/\S+) (v\S+)$", gomod, re.M)
+    assert len(replaces) >= 25, "every k8s.io staging module is replaced"
+    for old, new, ver in replaces:
+        assert old == new and ver == v["KUBERNETES_STAGING_VERSION"], (old, new, ver)
+    for needed in ("k8s.io/api", "k8s.io/client-go", "k8s.io/kubelet", "k8s.io/kubectl"):
+        assert needed in {r[0] for r in replaces}
+    tools = re.findall(r"^tool (\S+)$", gomod, re.M)
+    commands = bash_array(KIND / "lib.sh", "K8S_COMMANDS")
+    assert tools == [f"k8s.io/kubernetes/cmd/{c}" for c in commands]
+    assert {"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-proxy"} <= set(commands)
+
+
+def test_kind_is_a_supported_version() -> None:
+    minor = int(versions()["KIND_VERSION"].split(".")[1])
+    assert minor >= 30, "kind v0.30+ (node images from binaries, NetworkPolicies)"
+
+
+def test_debian_lock_records_checksums_of_the_node_packages() -> None:
+    lines = [ln for ln in (KIND / "debian.lock").read_text().splitlines() if not ln.startswith("#")]
+    assert lines == sorted(lines)
+    names = {ln.split("_", 1)[0] for ln in lines}
+    for pkg in bash_array(KIND / "build-images.sh", "DEBIAN_PACKAGES"):
+        assert pkg in names, f"{pkg} has no recorded .deb"
+    for ln in lines:
+        deb, digest = ln.split()
+        assert deb.endswith(".deb") and re.fullmatch(r"[0-9a-f]{64}", digest), ln
+
+
+# ----------------------------------------------------------------------------------------
+# cluster and node configuration
+
+
+def test_cluster_config() -> None:
+    cfg = yaml.safe_load((ROOT / "k8s" / "kind" / "cluster.yaml").read_text())
+    assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert [n["role"] for n in cfg["nodes"]] == ["control-plane"]
+    assert "extraPortMappings" not in cfg["nodes"][0], "proofs use NodePorts, no host ports"
+    (patch,) = cfg["containerdConfigPatches"]
+    cri = tomllib.loads(patch)["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True
+
+
+def render_like_kind(text: str, pod_subnet: str = "10.244.0.0/16") -> str:
+    """What kind's installcni action does to the manifest's template (Go text/template)."""
+    assert "would you kindly template this file" in text
+    out = text.replace("{{ .PodSubnet }}", pod_subnet)
+    assert "{{" not in out, "no other template actions"
+    return out
+
+
+def placeholders_filled_by_build_images() -> set[str]:
+    return set(re.findall(r"s#(__[A-Z_]+__)#", (KIND / "build-images.sh").read_text()))
+
+
+def test_cni_manifest() -> None:
+    text = (ROOT / "k8s" / "kind" / "node" / "default-cni.yaml").read_text()
+    assert "would you kindly patch this file" in text  # kind adds CONTROL_PLANE_ENDPOINT
+    docs = [d for d in yaml.safe_load_all(render_like_kind(text)) if d]
+    assert set(re.findall(r"__[A-Z_]+__", text)) <= placeholders_filled_by_build_images()
+    (ds,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    agent, knp = pod["containers"]
+    # kind's patch appends CONTROL_PLANE_ENDPOINT to containers[0]: the agent needs it
+    assert agent["name"] == "kindnet" and agent["command"] == ["/usr/local/bin/kindnet.sh"]
+    env = {e["name"]: e.get("value") for e in agent["env"]}
+    assert env["POD_SUBNET"] == "10.244.0.0/16"
+    assert f"--nfqueue-id={env['NFQUEUE_ID']}" in knp["command"]
+    assert "--fail-open" in knp["command"]
+    for c in (agent, knp):
+        assert set(c["securityContext"]["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    granted = {r for rule in role["rules"] for r in rule["resources"]}
+    assert {"nodes", "pods", "namespaces", "networkpolicies"} <= granted
+
+
+def test_storage_manifest() -> None:
+    text = (ROOT / "k8s" / "kind" / "node" / "default-storage.yaml").read_text()
+    assert set(re.findall(r"__[A-Z_]+__", text)) <= placeholders_filled_by_build_images()
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    (sc,) = [d for d in docs if d["kind"] == "StorageClass"]
+    assert sc["metadata"]["name"] == "standard"
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert 'mkdir -m 0777 -p "$VOL_DIR"' in cm["data"]["setup"], "non-root pods can write"
+
+
+def test_node_holds_images_under_the_names_kubeadm_asks_for() -> None:
+    script = (KIND / "build-images.sh").read_text()
+    func = re.search(r"^node_image_names\(\) \{.*?^\}", script, re.M | re.S)
+    assert func
+    v = versions()
+    code = (
+        f"{func.group(0)}\ndeclare -A IMG=([kindnet]=p/kindnet:1 [kube-network-policies]=p/knp:1"
+        " [local-path-provisioner]=p/lpp:1 [local-path-helper]=p/debian:1)\nnode_image_names"
+    )
+    out = subprocess.run(
+        ["bash", "-c", code], env={**os.environ, **v}, capture_output=True, text=True, check=True
+    ).stdout
+    names = dict(line.split() for line in out.splitlines())
+    k = v["KUBERNETES_VERSION"]
+    assert names["kube-apiserver"] == f"registry.k8s.io/kube-apiserver:{k}"
+    assert names["kube-proxy"] == f"registry.k8s.io/kube-proxy:{k}"
+    assert names["etcd"] == f"registry.k8s.io/etcd:{v['ETCD_VERSION'].lstrip('v')}-0"
+    assert names["coredns"] == f"registry.k8s.io/coredns/coredns:{v['COREDNS_VERSION']}"
+    assert names["pause"] == f"registry.k8s.io/pause:{v['PAUSE_VERSION']}"
+    assert names["kindnet"] == "docker.io/p/kindnet:1"
+
+
+# ----------------------------------------------------------------------------------------
+# the runtime wrapper and the docker shim
+
+STATUS = "Name:\tx\nCapInh:\t0000000000000000\nCapBnd:\t000001fffeffffff\n"
+
+
+def test_held_capabilities_reads_the_bounding_set() -> None:
+    held = runc_wrapper.held_capabilities(STATUS)
+    assert "CAP_SYS_ADMIN" in held and "CAP_CHECKPOINT_RESTORE" in held
+    assert "CAP_SYS_RESOURCE" not in held  # bit 24 is clear in 0x1fffeffffff
+    with pytest.raises(ValueError, match="CapBnd"):
+        runc_wrapper.held_capabilities("Name:\tx\n")
+
+
+def test_strip_process_drops_only_what_is_not_held() -> None:
+    process: dict[str, Any] = {
+        "capabilities": {
+            "bounding": ["CAP_SYS_ADMIN", "CAP_SYS_RESOURCE", "CAP_FUTURE_THING"],
+            "effective": ["CAP_SYS_RESOURCE"],
+        }
+    }
+    dropped = runc_wrapper.strip_process(process, {"CAP_SYS_ADMIN"})
+    assert dropped == ["CAP_SYS_RESOURCE"]
+    # capabilities unknown to the wrapper are left to runc (it ignores unknown ones)
+    assert process["capabilities"] == {
+        "bounding": ["CAP_SYS_ADMIN", "CAP_FUTURE_THING"],
+        "effective": [],
+    }
+    assert runc_wrapper.strip_process({}, set()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--root", "/r", "create", "--bundle", "/b", "id"], ("/b/config.json", True)),
+        (["run", "-b=/b", "id"], ("/b/config.json", True)),
+        (["create", "id"], ("./config.json", True)),
+        (["exec", "--process", "/tmp/p.json", "--detach", "id"], ("/tmp/p.json", False)),
+        (["exec", "-t", "id", "sh"], None),
+        (["--log", "/l", "kill", "id", "9"], None),
+        (["delete", "--force", "id"], None),
+    ],
+)
+def test_spec_file_of_a_runc_command_line(
+    args: list[str], expected: tuple[str, bool] | None
+) -> None:
+    assert runc_wrapper.spec_file(args) == expected
+
+
+def own_capabilities() -> set[str]:
+    return runc_wrapper.held_capabilities(Path("/proc/self/status").read_text())
+
+
+def test_wrapper_edits_the_spec_then_runs_runc(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    wanted = ["CAP_SYS_ADMIN", "CAP_SYS_RESOURCE", "CAP_NET_ADMIN"]
+    (bundle / "config.json").write_text(
+        json.dumps({"ociVersion": "1.0.2", "process": {"capabilities": {"bounding": wanted}}})
+    )
+    fake = _write(
+        tmp_path / "runc",
+        '#!/bin/sh\necho "args: $*"\ncat "$3/config.json"\n',
+    )
+    proc = subprocess.run(
+        [sys.executable, str(RUNTIME / "strata_kind_runc.py"), "create", "--bundle", str(bundle)],
+        env={**os.environ, "STRATA_KIND_RUNC": str(fake)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first, spec = proc.stdout.split("\n", 1)
+    assert first == f"args: create --bundle {bundle}"
+    kept = json.loads(spec)["process"]["capabilities"]["bounding"]
+    assert kept == [c for c in wanted if c in own_capabilities()]
+    assert json.loads(spec)["ociVersion"] == "1.0.2", "the rest of the spec is kept"
+
+
+def test_docker_shim_adds_the_runtime_to_privileged_runs_only(tmp_path: Path) -> None:
+    real = _write(tmp_path / "docker", '#!/bin/sh\necho "$*"\n')
+    env = {**os.environ, "STRATA_KIND_REAL_DOCKER": str(real)}
+
+    def shim(*args: str) -> str:
+        out = subprocess.run(
+            [str(RUNTIME / "docker"), *args], env=env, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    assert shim("run", "--name", "n", "--privileged", "img") == (
+        "run --runtime=strata-kind-runc --name n --privileged img"
+    )
+    assert shim("run", "--rm", "img", "true") == "run --rm img true"
+    assert shim("exec", "--privileged", "n", "ctr") == "exec --privileged n ctr"
+    assert shim("inspect", "n") == "inspect n"
+
+
+# ----------------------------------------------------------------------------------------
+# the pod network agent
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> dict[str, Any]:
+    if not shutil.which("jq"):
+        pytest.skip("jq is not installed (tests/e2e/kind/host.sh installs it)")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (tmp_path / "sa").mkdir()
+    (tmp_path / "sa" / "token").write_text("tok")
+    (tmp_path / "sa" / "ca.crt").write_text("ca")
+    (tmp_path / "net.d").mkdir()
+    _write(
+        bindir / "curl",
+        '#!/bin/sh\necho "$*" >> "$STUB_DIR/curl.log"\n'
+        'printf \'{"spec": {"podCIDR": "%s"}}\' "$STUB_CIDR"\n',
+    )
+    # iptables: remembers chains (-N) and rules (-A); -C/-nL fail for what it has not seen
+    _write(
+        bindir / "iptables",
+        """#!/bin/bash
+echo "$*" >> "$STUB_DIR/iptables.log"
+shift 2  # -w 5
+table=$2; op=$3; shift 3
+case $op in
+  -nL) grep -qxF "chain $table $1" "$STUB_DIR/state" 2>/dev/null ;;
+  -N) echo "chain $table $1" >> "$STUB_DIR/state" ;;
+  -C) grep -qxF "rule $table $*" "$STUB_DIR/state" 2>/dev/null ;;
+  -A) echo "rule $table $*" >> "$STUB_DIR/state" ;;
+esac
+""",
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "STUB_DIR": str(tmp_path),
+        "STUB_CIDR": "10.244.0.0/24",
+        "NODE_NAME": "n1",
+        "POD_SUBNET": "10.244.0.0/16",
+        "CONTROL_PLANE_ENDPOINT": "n1:6443",
+        "KINDNET_ONCE": "1",
+        "SA_DIR": str(tmp_path / "sa"),
+        "CNI_CONF_DIR": str(tmp_path / "net.d"),
+    }
+    return {"env": env, "dir": tmp_path}
+
+
+def run_agent(env: dict[str, str]) -> None:
+    subprocess.run(
+        ["bash", str(KIND / "node" / "kindnet.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def test_agent_writes_the_cni_config_for_the_nodes_pod_cidr(agent: dict[str, Any]) -> None:
+    run_agent(agent["env"])
+    conf = json.loads((agent["dir"] / "net.d" / "10-kindnet.conflist").read_text())
+    ptp, portmap = conf["plugins"]
+    assert ptp["type"] == "ptp" and portmap["type"] == "portmap"
+    assert ptp["ipam"]["ranges"] == [[{"subnet": "10.244.0.0/24"}]]
+    curl = (agent["dir"] / "curl.log").read_text()
+    assert "https://n1:6443/api/v1/nodes/n1" in curl and "Bearer tok" in curl
+
+
+def test_agent_queues_new_pod_connections_for_the_policy_controller(
+    agent: dict[str, Any],
+) -> None:
+    run_agent(agent["env"])
+    rules = [
+        ln.removeprefix("rule ")
+        for ln in (agent["dir"] / "state").read_text().splitlines()
+        if ln.startswith("rule mangle STRATA-KINDNET-NETPOL")
+    ]
+    chain = [r.removeprefix("mangle STRATA-KINDNET-NETPOL ") for r in rules]
+    # established traffic and root's own sockets on the node (kubelet probes) skip the queue,
+    # then every new connection from or to a pod goes to queue 100, failing open
+    assert chain == [
+        "-m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+        "-m owner --uid-owner 0 -j RETURN",
+        "-s 10.244.0.0/16 -j NFQUEUE --queue-num 100 --queue-bypass",
+        "-d 10.244.0.0/16 -j NFQUEUE --queue-num 100 --queue-bypass",
+    ]
+    state = (agent["dir"] / "state").read_text()
+    assert "rule mangle POSTROUTING -j STRATA-KINDNET-NETPOL" in state
+    assert "rule nat STRATA-KINDNET-MASQ -d 10.244.0.0/16 -j RETURN" in state
+
+
+def test_agent_is_idempotent(agent: dict[str, Any]) -> None:
+    run_agent(agent["env"])
+    before = (agent["dir"] / "state").read_text()
+    run_agent(agent["env"])
+    assert (agent["dir"] / "state").read_text() == before, "no rule is added twice"
+
+
+def test_agent_waits_for_the_pod_cidr(agent: dict[str, Any]) -> None:
+    run_agent({**agent["env"], "STUB_CIDR": ""})
+    assert not (agent["dir"] / "net.d" / "10-kindnet.conflist").exists()
+    assert not (agent["dir"] / "iptables.log").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# the hosted-runner workflow
+
+
+def test_workflow_runs_the_same_script_with_the_published_images() -> None:
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "kind-e2e.yml").read_text())
+    job = wf["jobs"]["kind"]
+    steps = job["steps"]
+    run = next(s for s in steps if s.get("run") == "make e2e-kind")
+    assert run["env"]["STRATA_KIND_NODE_IMAGE"] == "published"
+    kind = next(s for s in steps if "kind-action" in s.get("uses", ""))
+    assert kind["with"]["version"] == versions()["KIND_VERSION"]
+    assert job["timeout-minutes"] <= 60
+
+
+# ----------------------------------------------------------------------------------------
+# the flow of tests/e2e/kind.sh (hosted-runner mode) against stand-in tools
+
+STUB = """#!/bin/bash
 echo "$(basename "$0") $*" >> "$STUB_LOG"
-case "$(basename "$0") $*" in
-  "kind get clusters"*) exit 0 ;;
-  "kubectl get secret"*)  # each service's own secret: <STUB_SECRET>-<service>
-    for svc in critical ml cache; do
-      case "$*" in *"-$svc-jwt "*) printf '%s-%s' "$STUB_SECRET" "$svc" | base64 -w0; exit 0 ;; esac
-    done
-    exit 1 ;;
+case "$(basename "$0") $1 $2" in
+  "docker image inspect") [[ $3 == --format ]] && echo 1000000; exit 0 ;;
+  "kind create cluster")
+    while (($#)); do [[ $1 == --kubeconfig ]] && echo "apiVersion: v1" > "$2"; shift; done ;;
+  "kind version"*) echo "kind v0.30.0 stub" ;;
+  "kubectl version -o") echo '{"serverVersion": {"gitVersion": "v1.34.0"},
+                                "clientVersion": {"gitVersion": "v1.34.0"}}' ;;
+  "python "*)
+    echo "proofs env: $STRATA_E2E_IMAGE_TAG $STRATA_E2E_POSTGRESQL_TAG" >> "$STUB_LOG"
+    exit "${STUB_PROOFS_RC:-0}" ;;
 esac
 exit 0
 """
 
-FAKE_CURL = """
-import base64, hashlib, hmac, json, os, re, sys, time
-
-args = sys.argv[1:]
-out = method = body = url = None
-headers = {}
-i = 0
-while i < len(args):
-    a = args[i]
-    if a in ("-o", "-w", "-X", "--max-time", "-H", "--data-binary"):
-        v = args[i + 1]
-        if a == "-o": out = v
-        elif a == "-X": method = v
-        elif a == "-H":
-            k, _, val = v.partition(": ")
-            headers[k.lower()] = val
-        elif a == "--data-binary": body = v
-        i += 2
-    elif a.startswith("-"):
-        i += 1
-    else:
-        url = a
-        i += 1
-path = re.sub(r"^https?://[^/]+", "", url)
-state_file = os.environ["STUB_STATE"]
-state = json.load(open(state_file)) if os.path.exists(state_file) else {
-    "accounts": {}, "keys": [], "docs": {}, "kv": {}}
-
-def reply(status, payload=None, raw=None):
-    with open(out, "w") as fh:
-        fh.write(raw if raw is not None else json.dumps(payload or {}))
-    json.dump(state, open(state_file, "w"))
-    sys.stdout.write(str(status))
-    sys.exit(0)
-
-service = ("critical" if path.startswith(("/v1/accounts", "/v1/transfers")) else
-           "ml" if path.startswith("/v1/collections") else
-           "cache" if path.startswith(("/v1/kv", "/v1/counters")) else None)
-if service is None:
-    reply(404, raw="404 page not found")
-auth = headers.get("authorization", "")
-if not auth.startswith("Bearer "):
-    reply(401, {"type": "urn:strata:problem:unauthorized"})
-def b64(part):
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-head, payload, sig = auth[7:].split(".")
-own = f"{os.environ['STUB_SECRET']}-{service}".encode()  # signed with this service's key only
-want = hmac.new(own, f"{head}.{payload}".encode(), hashlib.sha256)
-assert hmac.compare_digest(b64(sig), want.digest()), "bad signature"
-assert json.loads(b64(head))["alg"] == "HS256"
-claims = json.loads(b64(payload))
-assert claims["aud"] == "strata-" + service, claims
-assert claims["exp"] > time.time() and claims["sub"], claims
-data = json.loads(body) if body and headers.get("content-type") == "application/json" else None
-accounts = state["accounts"]
-skew = int(os.environ.get("STUB_SKEW", "0"))
-if method == "GET" and path.startswith("/v1/accounts?"):
-    reply(200, {"items": [], "next_cursor": None})
-if method == "POST" and path == "/v1/accounts":
-    acc = "acc-%d" % len(accounts)
-    accounts[acc] = 0
-    reply(201, {"id": acc, "balance": 0})
-m = re.fullmatch(r"/v1/accounts/([^/]+)/deposits", path)
-if method == "POST" and m:
-    accounts[m.group(1)] += data["amount"]
-    reply(201, {})
-if method == "POST" and path == "/v1/transfers":
-    key = headers["idempotency-key"]
-    if key not in state["keys"]:
-        state["keys"].append(key)
-        accounts[data["from_account"]] -= data["amount"]
-        accounts[data["to_account"]] += data["amount"] + skew
-    reply(201, {"id": key})
-m = re.fullmatch(r"/v1/accounts/([^/]+)", path)
-if method == "GET" and m:
-    reply(200, {"id": m.group(1), "balance": accounts[m.group(1)]})
-m = re.fullmatch(r"/v1/collections/([^/]+)", path)
-if method == "PUT" and m:
-    state["docs"].setdefault(m.group(1), [])
-    reply(201, {"name": m.group(1)})
-m = re.fullmatch(r"/v1/collections/([^/]+)/documents:bulk", path)
-if method == "POST" and m:
-    assert headers["content-type"] == "application/x-ndjson"
-    lines = [json.loads(x) for x in body.splitlines() if x.strip()]
-    state["docs"][m.group(1)] += lines
-    reply(201, {"inserted": len(lines), "ids": list(range(len(lines)))})
-m = re.fullmatch(r"/v1/collections/([^/]+)/export", path)
-if method == "GET" and m:
-    reply(200, raw="".join(json.dumps({"data": d}) + "\\n" for d in state["docs"][m.group(1)]))
-m = re.fullmatch(r"/v1/kv/(.+)", path)
-if m and method == "PUT":
-    state["kv"][m.group(1)] = data["value"]
-    reply(200, {"key": m.group(1), "value": data["value"], "ttl": None})
-if m and method == "GET":
-    reply(200, {"key": m.group(1), "value": state["kv"][m.group(1)], "ttl": None})
-if method == "POST" and path == "/v1/kv:mget":
-    reply(200, {"values": {k: state["kv"].get(k) for k in data["keys"]}})
-reply(404, {"type": "urn:strata:problem:not-found"})
-"""
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
 
 @pytest.fixture
-def stub_env(tmp_path: Path) -> dict[str, str]:
-    pytest.importorskip("jwt")
+def flow(tmp_path: Path) -> dict[str, Any]:
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ("docker", "kind", "kubectl", "helm", "git"):
-        _write(bindir / tool, LOGGING_STUB)
-    _write(bindir / "curl", f"#!{sys.executable}\n{textwrap.dedent(FAKE_CURL)}")
-    return {
-        **{k: v for k, v in os.environ.items() if k not in {"HELM", "KUBECTL", "KIND", "DOCKER"}},
+    for tool in ("docker", "kind", "kubectl", "helm", "python"):
+        _write(bindir / tool, STUB)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"KIND", "KUBECTL", "HELM"}},
         "PATH": f"{bindir}:{os.environ['PATH']}",
-        "PYTHON": sys.executable,
         "STUB_LOG": str(tmp_path / "calls.log"),
-        "STUB_STATE": str(tmp_path / "state.json"),
-        "STUB_SECRET": SECRET,
+        "DOCKER": str(bindir / "docker"),
+        "PYTHON": str(bindir / "python"),
+        "STRATA_KIND_NODE_IMAGE": "published",
+        "STRATA_KIND_RUNTIME": "docker",
+        "STRATA_BASE_IMAGE": "python:3.12-slim-bookworm",
+        "STRATA_IMAGE_TAG": "t1",
+        "STRATA_BUSYBOX": "/bin/sh",
+        "STRATA_KIND_CACHE": str(tmp_path / "cache"),
     }
+    return {"env": env, "log": tmp_path / "calls.log"}
 
 
-def run_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_kind_sh(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120, check=False
+        ["bash", str(ROOT / "tests" / "e2e" / "kind.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
-def test_kind_script_flow_with_stand_in_tools(stub_env: dict[str, str]) -> None:
-    proc = run_script(stub_env)
+def test_kind_script_flow(flow: dict[str, Any]) -> None:
+    proc = run_kind_sh(flow["env"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "cannot run on Strata's CI" in proc.stderr
-    assert "critical: balances 750/250" in proc.stderr
-    assert "kind end-to-end passed" in proc.stderr
-    calls = Path(stub_env["STUB_LOG"]).read_text().splitlines()
+    assert "e2e-kind: PASSED" in proc.stderr
+    assert "Phase timings (seconds):" in proc.stdout + proc.stderr
+    calls = flow["log"].read_text().splitlines()
+
+    def first(prefix: str) -> int:
+        return next(i for i, c in enumerate(calls) if c.startswith(prefix))
+
     order = [
-        next(i for i, c in enumerate(calls) if c.startswith(prefix))
-        for prefix in (
-            "kind create cluster --name strata-e2e --config",
-            "docker build -f",
-            "kind load docker-image strata-critical:e2e",
-            "kubectl apply -f https://raw.githubusercontent.com/kubernetes/ingress-nginx/",
-            "kubectl patch configmap ingress-nginx-controller",
-            "kubectl rollout restart deployment ingress-nginx-controller",
-            "kubectl create secret tls strata-tls -n strata",
-            "helm upgrade --install strata",
-            "helm test strata",
-            "helm upgrade strata",
-            "helm rollback strata 1 --namespace strata --wait",
-            "kind delete cluster --name strata-e2e",
-        )
+        first("docker build"),  # tests/e2e/images.sh
+        first("kind create cluster --name strata-e2e --config"),
+        first("kind load docker-image --name strata-e2e"),
+        first("python "),
+        first("kind delete cluster --name strata-e2e"),
     ]
     assert order == sorted(order), calls
-    install = next(c for c in calls if c.startswith("helm upgrade --install"))
-    words = shlex.split(install)
-    assert "--wait" in words
-    # The Ingress needs a host; TLS stays on (the chart's default) with the test certificate.
-    assert {"ingress.enabled=true", "ingress.host=strata.kind.test"} <= set(words)
-    assert not [w for w in words if w.startswith("ingress.tls")]
-    for svc in ("critical", "ml", "cache"):
-        assert f"{svc}.image.pullPolicy=Never" in words
-        assert f"kind load docker-image strata-{svc}:e2e --name strata-e2e" in calls
-    patch = next(c for c in calls if c.startswith("kubectl patch configmap"))
-    assert "path-additional-allowed-chars" in patch
-    assert ":" in patch.split("path-additional-allowed-chars")[1]
-    upgrade = next(c for c in calls if c.startswith("helm upgrade strata"))
-    assert "logLevel=DEBUG" in upgrade
-    assert sum(c.startswith("helm test") for c in calls) == 2
+    create = calls[first("kind create cluster")]
+    assert f"--config {ROOT}/k8s/kind/cluster.yaml" in create
+    assert "--image" not in create, "published mode: kind's own node image"
+    load = calls[first("kind load docker-image")].split()
+    for image in ("strata-critical:t1", "strata-ml:t1", "strata-cache:t1"):
+        assert image in load
+    assert "strata-test/postgres:15" in load and "strata-test/redis:7" in load
+    # the chart's Patroni image, named as images.sh names it for STRATA_IMAGE_TAG=t1
+    pg_tag = "15-patroni" + re.search(
+        r"^patroni\[kubernetes\]==(\S+)$",
+        (ROOT / "k8s" / "postgres" / "requirements.txt").read_text(),
+        re.MULTILINE,
+    ).group(1)  # type: ignore[union-attr]
+    assert f"strata-postgresql:{pg_tag}-t1" in load
+    # ... and the tags proofs.py installs this tree's chart with
+    assert f"proofs env: t1 {pg_tag}-t1" in calls
+    proofs = calls[first("python ")].split()
+    assert proofs[1].endswith("tests/e2e/cluster/proofs.py")
+    assert proofs[proofs.index("--adapter") + 1] == "kind"
+    assert proofs[proofs.index("--kind-node") + 1] == "strata-e2e-control-plane"
+    values = [proofs[i + 1] for i, a in enumerate(proofs) if a == "--values"]
+    assert values[0].endswith("tests/e2e/cluster/values-e2e.yaml") and len(values) == 2
+    # each service's own JWT secret comes from the values files, never one for all
+    assert not [a for a in proofs if a.startswith("--jwt")]
 
 
-def test_kind_script_fails_when_money_goes_missing(stub_env: dict[str, str]) -> None:
-    proc = run_script({**stub_env, "STUB_SKEW": "1"})
-    assert proc.returncode != 0
-    assert "balances are 750/251, expected 750/250" in proc.stderr
-    calls = Path(stub_env["STUB_LOG"]).read_text()
-    assert "kind delete cluster --name strata-e2e" in calls, "the cluster is removed on failure"
+def test_kind_script_fails_and_still_deletes_the_cluster(flow: dict[str, Any]) -> None:
+    proc = run_kind_sh({**flow["env"], "STUB_PROOFS_RC": "1"})
+    assert proc.returncode == 1
+    assert "e2e-kind: FAILED" in proc.stderr
+    assert "---- diagnostics" in proc.stderr
+    assert "kind delete cluster --name strata-e2e" in flow["log"].read_text()
 
 
-def test_kind_cluster_config() -> None:
-    cfg = yaml.safe_load((ROOT / "k8s" / "kind" / "cluster.yaml").read_text())
-    assert cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
-    (node,) = cfg["nodes"]
-    assert {(p["containerPort"], p["hostPort"]) for p in node["extraPortMappings"]} == {
-        (80, 80),
-        (443, 443),
-    }
-    assert "ingress-ready=true" in node["kubeadmConfigPatches"][0]
-
-
-def test_workflow_runs_the_kind_script() -> None:
-    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "kind-e2e.yml").read_text())
-    steps = wf["jobs"]["kind"]["steps"]
-    runs = [s.get("run", "") for s in steps]
-    assert "make e2e-kind" in runs
-    assert any("setup-helm" in s.get("uses", "") for s in steps)
-    assert wf["jobs"]["kind"]["timeout-minutes"] <= 60
+def test_kind_script_can_keep_the_cluster(flow: dict[str, Any]) -> None:
+    proc = run_kind_sh({**flow["env"], "STRATA_KIND_KEEP": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "kind delete cluster" not in flow["log"].read_text()
+    assert "left up" in proc.stderr

@@ -1,269 +1,234 @@
 #!/usr/bin/env bash
-# End-to-end run of the Strata chart on kind (`make e2e-kind`):
+# `make e2e-kind`: the chart's end-to-end proofs on a kind cluster.
 #
-#   1. create a kind cluster from k8s/kind/cluster.yaml (ingress-ready node, host ports 80/443)
-#   2. build the three service images and `kind load docker-image` them
-#   3. install ingress-nginx (kind provider manifest, pinned), allowing ':' in Ingress paths
-#   4. helm upgrade --install --wait the chart with the loaded images (pullPolicy Never) and the
-#      Ingress on for a host, with TLS (the chart's default) from a self-signed test certificate
-#   5. helm test
-#   6. through the Ingress, over HTTPS: a transfer on critical, a bulk ingest + export on ml, a put/get and
-#      mget on cache; /metrics must not be routed
-#   7. helm upgrade --wait with a changed value (rolls every Deployment), data still there
-#   8. helm rollback --wait to the first revision, data still there, helm test again
+# On Strata's CI machines (the default) everything is built here, without a registry, and
+# cached under /var/cache/strata-kind keyed by version (docs/cluster-e2e.md):
+#   kind and the Kubernetes commands from Go modules (tests/e2e/kind/build-binaries.sh), the
+#   node base image and node image with etcd, CoreDNS, pause, kube-proxy, the pod network and
+#   NetworkPolicy agent and the local-path provisioner (tests/e2e/kind/build-images.sh).
+# On a hosted runner (STRATA_KIND_NODE_IMAGE=published) kind's published node image is used.
+# Then, in both cases:
+#   1. the Strata images (tests/e2e/images.sh: the services, the chart's PostgreSQL image, the
+#      test images) and a busybox image for the proofs' helper pods
+#   2. kind create cluster from k8s/kind/cluster.yaml; kind load docker-image of those images
+#   3. tests/e2e/cluster/proofs.py --adapter kind: the same proofs as `make e2e-cluster`
+#      (install, helm test, API through Services, metrics, upgrade and rollback under load,
+#      data and secrets surviving, pod and container kills, uninstall/reinstall; Patroni
+#      members, failover, switchover, rolling change and the upgrade from the previous chart;
+#      Redis Sentinel failover) plus the NetworkPolicy proofs (tests/e2e/cluster/netpol.py)
+#   4. kind delete cluster; the table of phase timings
+# Exits non-zero when anything fails.
 #
-# It needs a machine with a container registry: kind pulls its node image, ingress-nginx,
-# postgres and redis images, and the service images build FROM python:3.12-slim-bookworm.
-# Strata's CI machines have no registry, so this cannot run there: CI installs the chart on a
-# real single-node cluster instead (`make e2e-cluster`), and .github/workflows/kind-e2e.yml
-# runs this script on a hosted runner.
-#
-# Environment: KIND_CLUSTER_NAME (strata-e2e), NAMESPACE (strata), RELEASE (strata),
-# IMAGE_TAG (e2e), KEEP_CLUSTER=1 keeps the cluster afterwards, REUSE_CLUSTER=1 reuses an
-# existing cluster of that name, SKIP_BUILD=1 loads already built images, HELM/KIND/KUBECTL/
-# DOCKER/PYTHON override the tools (PYTHON needs PyJWT: the project's .venv by default).
-set -Eeuo pipefail
-
+# Environment:
+#   STRATA_KIND_NODE_IMAGE  build (default) | published | an image to use as it is
+#   STRATA_IMAGE_TAG        tag of the Strata images (images.sh's default: the project version)
+#   KIND_CLUSTER_NAME       cluster name (strata-e2e)
+#   STRATA_KIND_KEEP=1      leave the cluster up (kind delete cluster --name ... removes it)
+#   STRATA_E2E_ONLY=1,2     run only these proofs (debugging)
+#   STRATA_KIND_CACHE       the build cache (/var/cache/strata-kind)
+#   KIND, KUBECTL, HELM     the tools (built or pinned ones by default; from PATH when published)
+#   PYTHON                  runs the proofs (default: the project's .venv python)
+#   STRATA_KIND_RUNTIME=docker  use Docker's runtime for the nodes even where the host withholds
+#                           capabilities (tests/e2e/kind/host.sh runtime explains)
+set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KD="$ROOT/tests/e2e/kind"
+# shellcheck source=tests/e2e/kind/lib.sh
+source "$KD/lib.sh"
+export PHASE_FILE
+PHASE_FILE=$(mktemp /tmp/strata-kind-phases.XXXXXX)
+WORK=$(mktemp -d /tmp/strata-kind.XXXXXX)
+MODE=${STRATA_KIND_NODE_IMAGE:-build}
 CLUSTER=${KIND_CLUSTER_NAME:-strata-e2e}
-NAMESPACE=${NAMESPACE:-strata}
-RELEASE=${RELEASE:-strata}
-TAG=${IMAGE_TAG:-e2e}
-HELM=${HELM:-helm}
-KIND=${KIND:-kind}
-KUBECTL=${KUBECTL:-kubectl}
-DOCKER=${DOCKER:-docker}
-PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-if [[ ! -x $PYTHON ]]; then PYTHON=python3; fi
-INGRESS_NGINX_MANIFEST=https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.12.1/deploy/static/provider/kind/deploy.yaml
-# The chart's Ingress needs a host and serves TLS by default: a throwaway self-signed
-# certificate for a name curl resolves to the kind node's port 443 (--resolve, no DNS).
-INGRESS_HOST=strata.kind.test
-BASE_URL=https://$INGRESS_HOST
-SERVICES=(critical ml cache)
-
-cat >&2 <<'NOTE'
-NOTE: tests/e2e/kind.sh needs a machine with access to a container registry (kind node
-image, ingress-nginx, postgres, redis, python base images). It cannot run on Strata's CI
-machines, which have none; there `make e2e-cluster` installs the chart on a real cluster
-built from Debian packages. The workflow .github/workflows/kind-e2e.yml runs this script.
-NOTE
-
-START=$SECONDS
-phase() { printf '\n==> [%4ss] %s\n' "$((SECONDS - START))" "$*" >&2; }
-die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
-
-for tool in "$DOCKER" "$KIND" "$KUBECTL" "$HELM" curl openssl "$PYTHON"; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
-"$PYTHON" -c 'import jwt' 2>/dev/null || die "$PYTHON lacks PyJWT (run make venv, or set PYTHON)"
-"$DOCKER" info >/dev/null 2>&1 || die "the Docker engine does not answer"
-
+NODE="$CLUSTER-control-plane"
+NAMESPACE=strata-e2e
+VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -n1)
+TAG=${STRATA_IMAGE_TAG:-$VERSION}
+VALUES="$ROOT/tests/e2e/cluster/values-e2e.yaml"
+# The chart's PostgreSQL image (Patroni), named as images.sh and tests/e2e/cluster/run.sh name
+# it; proofs.py installs this tree's chart with these tags (--set <component>.image.tag). The
+# plain test images serve the previous chart of the upgrade proof and Redis.
+PG_TAG="15-patroni$(sed -n 's/^patroni\[kubernetes\]==//p' "$ROOT/k8s/postgres/requirements.txt")${STRATA_IMAGE_TAG:+-$STRATA_IMAGE_TAG}"
+export STRATA_POSTGRESQL_IMAGE="strata-postgresql:$PG_TAG"
+export STRATA_E2E_IMAGE_TAG="$TAG" STRATA_E2E_POSTGRESQL_TAG="$PG_TAG"
+IMAGES=("strata-critical:$TAG" "strata-ml:$TAG" "strata-cache:$TAG" "$STRATA_POSTGRESQL_IMAGE"
+    strata-test/postgres:15 strata-test/redis:7)
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+KUBECONFIG_FILE="$WORK/kubeconfig"
+rc=0
 CREATED=0
-WORK=$(mktemp -d)
-on_exit() {
-    local rc=$?
-    if ((rc != 0)) && "$KUBECTL" version >/dev/null 2>&1; then
-        echo "---- diagnostics (exit $rc) ----" >&2
-        "$KUBECTL" get all,pvc,ingress,secret -n "$NAMESPACE" -o wide >&2 || true
-        "$KUBECTL" get events -n "$NAMESPACE" --sort-by=.lastTimestamp >&2 || true
-        for pod in $("$KUBECTL" get pods -n "$NAMESPACE" -o name 2>/dev/null); do
-            echo "---- $pod" >&2
-            "$KUBECTL" logs -n "$NAMESPACE" "$pod" --all-containers --tail=50 >&2 || true
-        done
+BG_PIDS=()
+
+table() {
+    echo
+    echo "Phase timings (seconds):"
+    awk -F'\t' '{printf "  %-56s %-10s %8s\n", $1, $2, $3; t += $3} END {printf "  %-56s %-10s %8.1f\n", "total", "", t}' "$PHASE_FILE"
+}
+
+diagnostics() {
+    [[ -s $KUBECONFIG_FILE ]] || return 0
+    echo "---- diagnostics"
+    "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get pods -A -o wide 2>&1 | head -n 60
+    "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 40
+    "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" -n kube-system logs ds/kindnet --all-containers --tail=30 2>&1 | tail -n 40
+    "$DOCKER" exec "$NODE" journalctl -u kubelet --no-pager -n 30 2>&1 | tail -n 30
+} >&2
+
+finish() {
+    local st=$?
+    [[ $rc == 0 ]] && rc=$st
+    trap - EXIT INT TERM
+    local p
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    ((rc == 0)) || diagnostics
+    if ((CREATED)); then
+        if [[ ${STRATA_KIND_KEEP:-0} == 1 ]]; then
+            local kept="$CACHE/kubeconfig"
+            mkdir -p "$CACHE" 2>/dev/null && cp "$KUBECONFIG_FILE" "$kept" 2>/dev/null ||
+                { kept=${TMPDIR:-/tmp}/strata-kind-kubeconfig; cp "$KUBECONFIG_FILE" "$kept"; }
+            log "STRATA_KIND_KEEP=1: cluster $CLUSTER left up (KUBECONFIG=$kept)"
+        else
+            phase_start "kind delete cluster"
+            "$KIND" delete cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" >&2 || rc=1
+            phase_end
+        fi
     fi
-    rm -rf "$WORK"
-    if ((CREATED)) && [[ ${KEEP_CLUSTER:-0} != 1 ]]; then
-        "$KIND" delete cluster --name "$CLUSTER" >&2 || true
-    fi
+    table
+    rm -rf "$WORK" "$PHASE_FILE"
+    if ((rc == 0)); then log "e2e-kind: PASSED"; else log "e2e-kind: FAILED (exit $rc)"; fi
     exit "$rc"
 }
-trap on_exit EXIT
+trap finish EXIT
+trap 'log "interrupted"; rc=130; exit 130' INT TERM
 
-# ---------------------------------------------------------------------------------------------
-phase "kind cluster $CLUSTER"
-if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-    [[ ${REUSE_CLUSTER:-0} == 1 ]] || die "cluster $CLUSTER exists (REUSE_CLUSTER=1 to use it)"
-else
-    CREATED=1
-    "$KIND" create cluster --name "$CLUSTER" --config "$ROOT/k8s/kind/cluster.yaml" --wait 180s
+step() { # name cmd...: a top-level step; the run stops when it fails
+    local name=$1
+    shift
+    phase_start "$name"
+    if "$@"; then phase_end ok; else phase_end FAILED; rc=1; exit 1; fi
+}
+
+background() { # name log cmd...: start a step that runs while the next ones build
+    local name=$1 logf=$2
+    shift 2
+    log "started in the background: $name (log: $logf)"
+    "$@" >"$logf" 2>&1 &
+    BG_PIDS+=("$!")
+}
+
+wait_bg() { # pid log name: wait for a background step, show its output, fail with it
+    local pid=$1 logf=$2 name=$3
+    phase_start "$name"
+    if wait "$pid"; then
+        cat "$logf" >&2
+        phase_end ok
+    else
+        cat "$logf" >&2
+        phase_end FAILED
+        rc=1
+        exit 1
+    fi
+}
+
+build_busybox() { # a one-binary image for the proofs' helper pods, from busybox-static
+    local bb=${STRATA_BUSYBOX:-/bin/busybox} ctx="$WORK/busybox" key
+    [[ -x $bb ]] || die "$bb (busybox-static) is missing"
+    key=$(sha256sum "$bb" | cut -c1-12)
+    BUSYBOX="$IMAGE_PREFIX/busybox:$key"
+    image_exists "$BUSYBOX" && return 0
+    mkdir -p "$ctx" && cp "$bb" "$ctx/busybox"
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
+    DOCKER_BUILDKIT=1 "$DOCKER" build -q -t "$BUSYBOX" "$ctx" >/dev/null
+}
+
+# ------------------------------------------------------------------------------------------
+log "e2e-kind: mode $MODE, cluster $CLUSTER, Strata images tagged $TAG"
+if [[ $MODE == build ]]; then
+    [[ $(id -u) == 0 ]] || die "building the node image needs root (apt, debootstrap, dockerd)"
+    step "host: Debian packages" bash "$KD/host.sh" packages
 fi
-"$KUBECTL" config use-context "kind-$CLUSTER" >/dev/null
+step "host: Docker engine" bash "$ROOT/tests/e2e/docker/dockerd.sh"
+[[ -x $PY ]] || die ".venv is missing: run make venv"
 
-# ---------------------------------------------------------------------------------------------
-phase "images"
-for svc in "${SERVICES[@]}"; do
-    image="strata-$svc:$TAG"
-    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        DOCKER_BUILDKIT=1 "$DOCKER" build -f "$ROOT/Dockerfile.$svc" -t "$image" \
-            --build-arg REVISION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-            "$ROOT"
-    fi
-    "$KIND" load docker-image "$image" --name "$CLUSTER"
+# The Strata images build while the node is built (the two compete for the CPU but not for
+# the network waits).
+background "Strata images (tests/e2e/images.sh)" "$WORK/images.log" \
+    env STRATA_IMAGE_TAG="$TAG" bash "$ROOT/tests/e2e/images.sh"
+IMAGES_PID=$!
+
+if [[ $MODE == build ]]; then
+    background "debian image for the node" "$WORK/debian.log" bash "$KD/build-images.sh" debian
+    DEBIAN_PID=$!
+    step "build: Go binaries (kind, Kubernetes, containerd, runc, ...)" bash "$KD/build-binaries.sh"
+    wait_bg "$DEBIAN_PID" "$WORK/debian.log" "build: debian image"
+    phase_start "build: node base, component and node images"
+    NODE_IMAGE=$(bash "$KD/build-images.sh") || { phase_end FAILED; rc=1; exit 1; }
+    phase_end ok
+    KIND=${KIND:-$(bash "$KD/build-binaries.sh" --dir kind)/kind}
+    KUBECTL=${KUBECTL:-$(bash "$KD/build-binaries.sh" --dir k8s)/kubectl}
+    step "host: helm (pinned)" env STRATA_K8S_TOOLS="$CACHE/tools" bash "$ROOT/tests/e2e/cluster/get-helm.sh"
+    HELM=${HELM:-$CACHE/tools/helm}
+else # kind's published node image, or the one named
+    NODE_IMAGE="" KIND=${KIND:-kind} KUBECTL=${KUBECTL:-kubectl} HELM=${HELM:-helm}
+    [[ $MODE == published ]] || NODE_IMAGE=$MODE
+fi
+phase_start "host: privileged containers"
+SHIM=$(bash "$KD/host.sh" runtime) || { phase_end FAILED; rc=1; exit 1; }
+phase_end ok
+for tool in "$KIND" "$KUBECTL" "$HELM"; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
-# ---------------------------------------------------------------------------------------------
-phase "ingress-nginx"
-"$KUBECTL" apply -f "$INGRESS_NGINX_MANIFEST"
-"$KUBECTL" wait -n ingress-nginx --for=condition=complete job --all --timeout=180s
-# ingress-nginx rejects ':' in paths by default; the chart routes /v1/kv:mget and /v1/kv:mset
-# by Exact paths (API.md). Allow ':' and restart the controller so its webhook uses the setting.
-"$KUBECTL" patch configmap ingress-nginx-controller -n ingress-nginx --type merge \
-    -p '{"data":{"strict-validate-path-type":"false","path-additional-allowed-chars":"^%$[](){}*+?|:"}}'
-"$KUBECTL" rollout restart deployment ingress-nginx-controller -n ingress-nginx
-"$KUBECTL" rollout status deployment ingress-nginx-controller -n ingress-nginx --timeout=180s
-"$KUBECTL" wait -n ingress-nginx --for=condition=ready pod \
-    --selector=app.kubernetes.io/component=controller --timeout=180s
+wait_bg "$IMAGES_PID" "$WORK/images.log" "Strata images (tests/e2e/images.sh)"
+step "busybox image for the helper pods" build_busybox
 
-# ---------------------------------------------------------------------------------------------
-phase "TLS certificate for $INGRESS_HOST"
-openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$INGRESS_HOST" \
-    -addext "subjectAltName=DNS:$INGRESS_HOST" -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-"$KUBECTL" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$KUBECTL" apply -f -
-"$KUBECTL" create secret tls "$RELEASE-tls" -n "$NAMESPACE" --cert "$WORK/tls.crt" \
-    --key "$WORK/tls.key" --dry-run=client -o yaml | "$KUBECTL" apply -f -
+# ------------------------------------------------------------------------------------------
+phase_start "kind create cluster"
+export PATH="${SHIM:+$SHIM:}$PATH"
+if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+    log "a cluster named $CLUSTER exists (an earlier run's): deleting it"
+    "$KIND" delete cluster --name "$CLUSTER" --kubeconfig "$WORK/old-kubeconfig" >&2
+fi
+CREATED=1
+if ! "$KIND" create cluster --name "$CLUSTER" --config "$ROOT/k8s/kind/cluster.yaml" \
+    ${NODE_IMAGE:+--image "$NODE_IMAGE"} --kubeconfig "$KUBECONFIG_FILE" --wait 5m >&2; then
+    phase_end FAILED
+    rc=1
+    exit 1
+fi
+phase_end ok
+log "versions: $("$KIND" version); node image ${NODE_IMAGE:-the kind default};" \
+    "Kubernetes $("$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" version -o json |
+        python3 -c 'import json, sys; v = json.load(sys.stdin); print(v["serverVersion"]["gitVersion"], "(server),", v["clientVersion"]["gitVersion"], "(kubectl)")')"
 
-HELM_ARGS=(
-    --namespace "$NAMESPACE"
-    --set ingress.enabled=true
-    --set "ingress.host=$INGRESS_HOST"
-    --set ingress.className=nginx
-)
-for svc in "${SERVICES[@]}"; do
-    HELM_ARGS+=(
-        --set "$svc.image.repository=strata-$svc"
-        --set "$svc.image.tag=$TAG"
-        --set "$svc.image.pullPolicy=Never"
-    )
-done
+step "kind load docker-image (Strata images, busybox)" \
+    "$KIND" load docker-image --name "$CLUSTER" "${IMAGES[@]}" "$BUSYBOX"
 
-phase "helm upgrade --install --wait"
-"$HELM" upgrade --install "$RELEASE" "$ROOT/charts/strata" --create-namespace --wait \
-    --timeout 10m "${HELM_ARGS[@]}"
+# The cache service's Redis timeouts are widened from 0.5 s to 2 s here: on a 2-core CI machine
+# the kind node's Redis round trips reach 0.25-0.5 s while pods start during the rollout proofs
+# (measured: one get in ~500 failed at 528 ms, Redis Ready throughout), so the production
+# default fails requests for CPU starvation the proofs are not about; the rollout itself must
+# still lose none.
+# CPU requests are scaled down to fit one 2-CPU node: kind's control plane (apiserver,
+# controller-manager, scheduler, etcd, CoreDNS, kindnet) requests ~0.95 CPU of it, and with
+# the chart's defaults the third critical and the second ml PostgreSQL member stayed Pending
+# ("Insufficient cpu"). Requests only steer scheduling; the limits stay the chart's.
+{
+    echo "# written by tests/e2e/kind.sh: the Strata images as loaded into the kind node"
+    small="resources: {requests: {cpu: 40m}}"
+    for svc in critical ml; do
+        echo "$svc: {image: {repository: strata-$svc, tag: \"$TAG\", pullPolicy: Never}, $small}"
+    done
+    echo "cache: {image: {repository: strata-cache, tag: \"$TAG\", pullPolicy: Never}, $small," \
+        "redisClient: {socketTimeout: 2, connectTimeout: 2}}"
+    echo "postgresqlCritical: {$small}"
+    echo "postgresqlMl: {$small}"
+    echo "redis: {resources: {requests: {cpu: 20m}}, sentinel: {resources: {requests: {cpu: 10m}}}}"
+} >"$WORK/values-kind.yaml"
 
-phase "helm test"
-"$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
-
-# ---------------------------------------------------------------------------------------------
-# Each service has its own generated HS256 secret (auth.<svc>): sign its tokens with that one.
-declare -A JWT_SECRETS
-for svc in "${SERVICES[@]}"; do
-    JWT_SECRETS[$svc]=$("$KUBECTL" get secret -n "$NAMESPACE" "$RELEASE-$svc-jwt" \
-        -o jsonpath='{.data.jwt-secret}' | base64 -d)
-    [[ ${#JWT_SECRETS[$svc]} -ge 32 ]] || die "JWT secret not found in Secret $RELEASE-$svc-jwt"
-done
-
-token() { # SERVICE "SCOPES" -> an HS256 token the service accepts
-    JWT_SECRET="${JWT_SECRETS[$1]}" "$PYTHON" - "$1" "$2" <<'PY'
-import os, sys, time, jwt
-now = int(time.time())
-claims = {"sub": "kind-e2e", "aud": "strata-" + sys.argv[1], "scope": sys.argv[2],
-          "iat": now, "nbf": now, "exp": now + 1800}
-print(jwt.encode(claims, os.environ["JWT_SECRET"], algorithm="HS256"))
-PY
-}
-
-json_get() { # FIELD < JSON -> value (a dotted path; numbers print as numbers)
-    "$PYTHON" -c '
-import json, sys
-value = json.load(sys.stdin)
-for part in sys.argv[1].split("."):
-    value = value[int(part)] if isinstance(value, list) else value[part]
-print(value if not isinstance(value, (dict, list)) else json.dumps(value))' "$1"
-}
-
-# call EXPECTED_STATUS METHOD PATH TOKEN [BODY [CONTENT_TYPE [EXTRA_HEADER]]] -> body on stdout
-call() {
-    local expected=$1 method=$2 path=$3 tok=$4 body=${5:-} ctype=${6:-application/json} extra=${7:-}
-    local args=(-sS -o "$WORK/body" -w '%{http_code}' -X "$method" --max-time 30
-        --resolve "$INGRESS_HOST:443:127.0.0.1" --cacert "$WORK/tls.crt")
-    if [[ -n $tok ]]; then args+=(-H "Authorization: Bearer $tok"); fi
-    if [[ -n $body ]]; then args+=(-H "Content-Type: $ctype" --data-binary "$body"); fi
-    if [[ -n $extra ]]; then args+=(-H "$extra"); fi
-    local status
-    status=$(curl "${args[@]}" "$BASE_URL$path")
-    if [[ $status != "$expected" ]]; then
-        echo "$method $path -> $status (expected $expected): $(head -c 500 "$WORK/body")" >&2
-        return 1
-    fi
-    cat "$WORK/body"
-}
-
-CRIT=$(token critical "accounts:read accounts:write transfers:write ledger:admin")
-ML=$(token ml "docs:read docs:write collections:admin")
-CACHE=$(token cache "cache:read cache:write")
-
-phase "through the Ingress"
-for _ in $(seq 60); do # the controller picks the Ingress up within seconds
-    call 200 GET "/v1/accounts?limit=1" "$CRIT" >/dev/null 2>&1 && break
-    sleep 2
-done
-call 200 GET "/v1/accounts?limit=1" "$CRIT" >/dev/null
-
-RUN_ID=$(date +%s)
-A=$(call 201 POST /v1/accounts "$CRIT" '{"owner":"kind-a","currency":"EUR"}' | json_get id)
-B=$(call 201 POST /v1/accounts "$CRIT" '{"owner":"kind-b","currency":"EUR"}' | json_get id)
-call 201 POST "/v1/accounts/$A/deposits" "$CRIT" "{\"amount\":1000,\"reference\":\"seed-$RUN_ID\"}" >/dev/null
-TRANSFER="{\"from_account\":\"$A\",\"to_account\":\"$B\",\"amount\":250,\"currency\":\"EUR\",\"reference\":\"kind-$RUN_ID\"}"
-call 201 POST /v1/transfers "$CRIT" "$TRANSFER" application/json "Idempotency-Key: kind-$RUN_ID" >/dev/null
-# the replay moves no money and returns the original answer
-call 201 POST /v1/transfers "$CRIT" "$TRANSFER" application/json "Idempotency-Key: kind-$RUN_ID" >/dev/null
-check_balances() {
-    local a b
-    a=$(call 200 GET "/v1/accounts/$A" "$CRIT" | json_get balance)
-    b=$(call 200 GET "/v1/accounts/$B" "$CRIT" | json_get balance)
-    [[ $a == 750 && $b == 250 ]] || die "balances are $a/$b, expected 750/250"
-    echo "critical: balances 750/250" >&2
-}
-check_balances
-
-COLL="kind-$RUN_ID"
-call 201 PUT "/v1/collections/$COLL" "$ML" >/dev/null
-NDJSON=$'{"label":"cat","n":1}\n{"label":"dog","n":2}\n{"label":"cat","n":3}\n'
-inserted=$(call 201 POST "/v1/collections/$COLL/documents:bulk" "$ML" "$NDJSON" application/x-ndjson | json_get inserted)
-[[ $inserted == 3 ]] || die "bulk ingest inserted $inserted documents, expected 3"
-check_export() {
-    local lines
-    lines=$(call 200 GET "/v1/collections/$COLL/export" "$ML" | grep -c .)
-    [[ $lines == 3 ]] || die "export returned $lines lines, expected 3"
-    echo "ml: export of 3 documents" >&2
-}
-check_export
-
-call 200 PUT "/v1/kv/kind-$RUN_ID" "$CACHE" '{"value":{"hello":"kind"}}' >/dev/null
-check_cache() {
-    local v
-    v=$(call 200 GET "/v1/kv/kind-$RUN_ID" "$CACHE" | json_get value.hello)
-    [[ $v == kind ]] || die "cache GET returned $v"
-    v=$(call 200 POST /v1/kv:mget "$CACHE" "{\"keys\":[\"kind-$RUN_ID\"]}" | json_get "values.kind-$RUN_ID.hello")
-    [[ $v == kind ]] || die "cache mget returned $v"
-    echo "cache: put/get/mget" >&2
-}
-check_cache
-
-# /metrics, /livez, /openapi.json are not routed by the Ingress.
-call 404 GET /metrics "" >/dev/null
-call 401 GET "/v1/accounts?limit=1" "" >/dev/null
-
-# ---------------------------------------------------------------------------------------------
-phase "helm upgrade --wait (changed value rolls every Deployment)"
-"$HELM" upgrade "$RELEASE" "$ROOT/charts/strata" --wait --timeout 10m "${HELM_ARGS[@]}" \
-    --set logLevel=DEBUG
-for svc in "${SERVICES[@]}"; do
-    "$KUBECTL" rollout status -n "$NAMESPACE" "deployment/$RELEASE-$svc" --timeout=5m
-done
-check_balances
-check_export
-check_cache
-
-phase "helm rollback --wait"
-"$HELM" rollback "$RELEASE" 1 --namespace "$NAMESPACE" --wait --timeout 10m
-for svc in "${SERVICES[@]}"; do
-    "$KUBECTL" rollout status -n "$NAMESPACE" "deployment/$RELEASE-$svc" --timeout=5m
-done
-check_balances
-check_export
-check_cache
-"$HELM" test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 5m
-
-phase "kind end-to-end passed"
+"$PY" "$ROOT/tests/e2e/cluster/proofs.py" --adapter kind --kind-node "$NODE" --docker "$DOCKER" \
+    --kubeconfig "$KUBECONFIG_FILE" --helm "$HELM" --kubectl "$KUBECTL" \
+    --values "$VALUES" --values "$WORK/values-kind.yaml" --namespace "$NAMESPACE" \
+    --busybox-image "$BUSYBOX" \
+    ${STRATA_E2E_ONLY:+--only "$STRATA_E2E_ONLY"} || rc=1
+exit "$rc"

@@ -279,6 +279,11 @@ def expose_restored(p: Any, c: Any) -> dict[str, Any]:
     """NodePort twins of the restored release's services (names apart from the main ones)."""
     h = _h(p)
     apis = {}
+    node = p.adapter.node_address()  # where NodePorts answer: 127.0.0.1 or the kind node
+    if p.adapter.enforces_network_policy:  # the chart lets only its ingress controller in
+        policy = h.netpol.harness_policy(c, ("critical", "ml"), p.adapter.harness_cidr())
+        policy["metadata"] = {"name": "e2e-allow-harness-pitr", "labels": {"strata-e2e": "pitr"}}
+        c.k("apply", "-f", "-", input=json.dumps(policy))
     for comp in ("critical", "ml"):
         svc = c.service(comp)
         port = svc["spec"]["ports"][0]
@@ -291,7 +296,7 @@ def expose_restored(p: Any, c: Any) -> dict[str, Any]:
         }  # fmt: skip
         c.k("apply", "-f", "-", input=json.dumps(twin))
         node_port = c.kj("get", "svc", f"e2e-pitr-{comp}-np")["spec"]["ports"][0]["nodePort"]
-        apis[comp] = h.Api(comp, f"http://127.0.0.1:{node_port}", p.tokens[comp])
+        apis[comp] = h.Api(comp, f"http://{node}:{node_port}", p.tokens[comp])
         p.wait_ready(apis[comp], timeout=180)
     return apis
 
@@ -330,7 +335,8 @@ def p_restore(p: Any) -> str:
     sets += [a for s in restore for a in ("--set-string", s)]
     t = time.monotonic()
     try:
-        c2.h("install", RESTORED, c2.chart, "-f", c2.values, *sets, "--wait", "--timeout", "12m",
+        files = [a for v in c2.values for a in ("-f", v)]
+        c2.h("install", RESTORED, c2.chart, *files, *sets, "--wait", "--timeout", "12m",
              timeout=900)  # fmt: skip
     except h.CheckFailed as e:
         logs = c2.k("logs", f"{RESTORED}-{CRITICAL}-0", "-c", "postgresql", "--tail=40",
@@ -385,6 +391,7 @@ def p_restore_cleanup(p: Any) -> str:
     """Remove the restored release and what it kept (volumes, Secrets)."""
     c = p.c
     c.k("delete", "svc", "-l", "strata-e2e=nodeport-pitr", "--wait=true", check_rc=False)
+    c.k("delete", "networkpolicy", "-l", "strata-e2e=pitr", check_rc=False)
     t = time.monotonic()
     c.run([c.helm, "-n", c.ns, "uninstall", RESTORED, "--wait", "--timeout", "5m"],
           timeout=400, check_rc=False)  # fmt: skip

@@ -1,8 +1,9 @@
 """The proofs of issue 13 (PostgreSQL high availability with Patroni), run after proofs.py's.
 
 proofs.py calls :func:`steps` with its ``Proofs`` object; everything here goes through that
-object's helpers (``Cluster`` for kubectl/helm, ``Api`` for HTTP to 127.0.0.1 NodePorts,
-``check``/``CheckFailed``/``log``), so it runs unchanged wherever proofs.py runs.
+object's helpers (``Cluster`` for kubectl/helm, ``Api`` for HTTP to the node's NodePorts,
+``check``/``CheckFailed``/``log``) and its cluster adapter (the node's address, whether
+NetworkPolicies are enforced), so it runs unchanged wherever proofs.py runs.
 
   members      each tier: 1 leader, the expected streaming replicas, the primary Service on
                the leader, the read-only Service on the replicas
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import netpol
 
 CRITICAL = "postgresql-critical"
 ML = "postgresql-ml"
@@ -470,7 +473,7 @@ def p_rolling(p: Any) -> str:
         watcher.start()
         try:
             p.c.h(
-                "upgrade", p.c.release, p.c.chart, "-f", p.c.values,
+                "upgrade", p.c.release, p.c.chart, *p.values_args(),
                 "--set", "postgresqlCritical.parameters.work_mem=8MB",
                 "--wait", "--timeout", "10m",
             )  # fmt: skip
@@ -581,6 +584,10 @@ def p_upgrade_from_previous(p: Any) -> str:
     # Data through the previous release's API.
     saved = dict(p.api)
     try:
+        if p.adapter.enforces_network_policy:  # the chart's policies let only known pods in
+            harness = netpol.harness_policy(c, ("critical", "ml"), p.adapter.harness_cidr())
+            c.k("apply", "-f", "-", input=json.dumps(harness))
+        node = p.adapter.node_address()
         for comp in ("critical", "ml"):
             svc = c.service(comp)
             port = svc["spec"]["ports"][0]
@@ -593,7 +600,7 @@ def p_upgrade_from_previous(p: Any) -> str:
             }  # fmt: skip
             c.k("apply", "-f", "-", input=json.dumps(np_svc))
             node_port = c.kj("get", "svc", f"e2e-{comp}-np")["spec"]["ports"][0]["nodePort"]
-            p.api[comp] = h.Api(comp, f"http://127.0.0.1:{node_port}", p.tokens[comp])
+            p.api[comp] = h.Api(comp, f"http://{node}:{node_port}", p.tokens[comp])
             p.wait_ready(p.api[comp])
         r = p.api["ml"].req("PUT", "/v1/collections/upg")
         h.check(r.status_code in (200, 201), f"collection on the previous chart -> {r.status_code}")
@@ -622,7 +629,7 @@ def p_upgrade_from_previous(p: Any) -> str:
         }
         # The upgrade, exactly as a user runs it: no extra step.
         t = time.monotonic()
-        c.h("upgrade", c.release, p.c.chart, "-f", p.c.values,
+        c.h("upgrade", c.release, p.c.chart, *p.values_args(),
             *[a for s in small for a in ("--set", s)], "--set", "postgresqlMl.replicas=1",
             "--wait", "--timeout", "12m")  # fmt: skip
         upgrade_s = time.monotonic() - t
@@ -666,6 +673,7 @@ def p_upgrade_from_previous(p: Any) -> str:
                 p.api[comp].close()
         p.api.update(saved)
         c.k("delete", "svc", "-l", "strata-e2e=nodeport", check_rc=False)
+        c.k("delete", "networkpolicy", "-l", "strata-e2e=harness", check_rc=False)
         c.h("uninstall", c.release, "--wait", "--timeout", "5m")
     return (
         f"previous chart {commit} installed in {old_install:.0f}s; helm upgrade --wait in "

@@ -11,8 +11,9 @@ requests (refused while no cache pod was ready, or never delivered by kube-proxy
 acknowledged writes missing afterwards.
 
 Uses only what proofs.py's ``Proofs`` object offers (``c.h``/``c.k``/``c.kj``,
-``c.ready_pod_names``, ``api``, ``expose``, ``wait_ready``), so it runs unchanged on any
-cluster adapter that provides them. Failures raise AssertionError (a failed proof step).
+``c.ready_pod_names``, ``c.values``, ``values_args``, ``api``, ``expose``, ``wait_ready``), so
+it runs unchanged on any cluster adapter that provides them. Failures raise AssertionError
+(a failed proof step).
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ HERE = Path(__file__).resolve().parent
 SENTINEL_VALUES = HERE / "values-sentinel.yaml"
 MASTER_NAME = "mymaster"
 REDIS_PODS = 3
-# cache.redisClient defaults: a request waits at most queue (socket) + connect + socket
-# timeout on Redis; the rest is HTTP through kube-proxy on a busy 2-core machine.
-BOUND = 0.5 + 0.5 + 0.5 + 2.0
+CHART_VALUES = HERE.parents[2] / "charts" / "strata" / "values.yaml"
+# Beyond the cache's Redis timeouts: HTTP through kube-proxy on a busy 2-core machine.
+SLACK = 2.0
 RECOVERY = 10.0
-# The load's own deadline per request (the harness client's is 10 s). A connection that
-# kube-proxy accepts but never delivers (below) must not blind a load thread for 10 s.
-CLIENT_TIMEOUT = BOUND + 2.5
+# Beyond the bound, the load's own deadline per request (the harness client's is 10 s): a
+# connection that kube-proxy accepts but never delivers must not blind a load thread for 10 s.
+CLIENT_EXTRA = 2.5
 WHO_IS_MASTER = (
     "spw=$(cat /var/run/secrets/strata/sentinel-password 2>/dev/null || true); "
     'if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi; '
@@ -53,6 +54,22 @@ REPLICATION = (
     "redis-cli --no-auth-warning -p 6379 INFO replication"
 )
 T0 = time.monotonic()
+
+
+def request_bound(values_files: list[str]) -> float:
+    """How long a cache request may take: queue (socket) + connect + socket timeout + slack.
+
+    The timeouts are the cache's ``redisClient`` settings the release runs with: the chart's
+    defaults, overridden by the run's values files in order (kind.sh widens them).
+    """
+    import yaml
+
+    client: dict[str, Any] = {}
+    for f in [str(CHART_VALUES), *values_files]:
+        values = yaml.safe_load(Path(f).read_text()) or {}
+        client.update((values.get("cache") or {}).get("redisClient") or {})
+    socket, connect = float(client["socketTimeout"]), float(client["connectTimeout"])
+    return socket + connect + socket + SLACK
 
 
 def say(msg: str) -> None:
@@ -99,7 +116,15 @@ class Rec:
 class Load:
     """Two client threads: PUT unique keys, GET them back, increment one counter."""
 
-    def __init__(self, api: Any, tag: str, seconds: float = 300, max_requests: int = 50_000):
+    def __init__(
+        self,
+        api: Any,
+        tag: str,
+        client_timeout: float,
+        seconds: float = 300,
+        max_requests: int = 50_000,
+    ):
+        self.client_timeout = client_timeout
         self.api, self.tag = api, tag
         self.seconds, self.max_requests = seconds, max_requests
         self.records: list[Rec] = []
@@ -128,7 +153,7 @@ class Load:
                 path,
                 json=body,
                 headers={"X-Request-ID": rid},
-                timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=3.0),
+                timeout=httpx.Timeout(self.client_timeout, connect=3.0),
             ).status_code
         except Exception as exc:  # connection refused/reset, client timeout
             status, error = 0, f"{type(exc).__name__}: {exc}"[:200]
@@ -174,7 +199,7 @@ def settled(p: Any, pods: list[str]) -> str:
 def switch_to_sentinel(p: Any) -> str:
     t = time.monotonic()
     p.c.h(
-        "upgrade", p.c.release, p.c.chart, "-f", p.c.values, "-f", str(SENTINEL_VALUES),
+        "upgrade", p.c.release, p.c.chart, *p.values_args(), "-f", str(SENTINEL_VALUES),
         "--wait", "--timeout", "8m",
     )  # fmt: skip
     upgrade = time.monotonic() - t
@@ -204,7 +229,8 @@ def p_sentinel(p: Any) -> str:
     say(f"master is {old}; watching through {others[0]}")
     tag = f"sentinel-{uuid.uuid4().hex[:6]}"
     restarts_before = cache_restarts(p)
-    load = Load(cache, tag).start()
+    bound = request_bound(p.c.values)
+    load = Load(cache, tag, bound + CLIENT_EXTRA).start()
     try:
         warm = time.monotonic()
         wait_for(
@@ -287,7 +313,7 @@ def p_sentinel(p: Any) -> str:
         + (f"{max(held)[0]:.0f} ms ({max(held)[1]})" if held else "-")
     )
     refused = [x for x in records if x.status == 0 and x.error.startswith("ConnectError")]
-    slow = [x for x in records if x.ended - x.started > BOUND]
+    slow = [x for x in records if x.ended - x.started > bound]
     # A slow request no cache pod logged never reached one: while kube-proxy rewrites the
     # rules of a Service whose endpoints come back (every cache pod is unready while no master
     # answers), a connection can land on the socket it holds open on the NodePort, which
@@ -297,7 +323,7 @@ def p_sentinel(p: Any) -> str:
     longest_held = max((ms for ms, _ in held), default=0.0) / 1000
     path = (
         f"{len(refused)} refused while no cache pod was ready; {len(unrouted)} connected but "
-        f"never reached a cache pod (timed out after {CLIENT_TIMEOUT:.0f}s); the cache held "
+        f"never reached a cache pod (timed out after {load.client_timeout:.0f}s); the cache held "
         f"none longer than {longest_held:.2f}s"
     )
     say(path)
@@ -308,21 +334,21 @@ def p_sentinel(p: Any) -> str:
     )
     say(f"listening on NodePort {port}: {listeners.stdout.strip() or listeners.stderr.strip()}")
     skip = {x.rid for x in refused}
-    odd = [x for x in records if x.rid not in skip and (not x.ok or x.ended - x.started > BOUND)]
+    odd = [x for x in records if x.rid not in skip and (not x.ok or x.ended - x.started > bound)]
     if odd:
         # Each slow or failed request as the cache pods logged it: tells a request the service
         # held from one that never reached it.
         say("requests without a timely answer:\n" + "\n".join(server_view(seen, odd, deleted)))
-    if last_failure - promoted > RECOVERY or served_late or longest_held > BOUND or 500 in statuses:
+    if last_failure - promoted > RECOVERY or served_late or longest_held > bound or 500 in statuses:
         # What the cache pods logged (warnings only): the first thing to read on a failure.
         logs = p.c.k("logs", "-l", p.c.sel("cache"), "--tail=40", "--prefix", check_rc=False)
         say("cache logs:\n" + "\n".join(ln for ln in logs.splitlines() if "warning" in ln))
     require(last_failure - promoted <= RECOVERY, f"writes not back within {RECOVERY}s: {report}")
     require(500 not in statuses, f"a request answered 500: {report}")
-    require(longest_held <= BOUND, f"the cache held a request {longest_held:.2f}s: {report}")
+    require(longest_held <= bound, f"the cache held a request {longest_held:.2f}s: {report}")
     require(
         not served_late,
-        f"{len(served_late)} requests the cache received took > {BOUND}s for the client: "
+        f"{len(served_late)} requests the cache received took > {bound}s for the client: "
         f"{served_late[:3]}; {report}",
     )
     report += f"; {path}"

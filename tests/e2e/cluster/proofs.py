@@ -1,11 +1,13 @@
-"""The proofs of issue 7 against the single-node cluster that up.sh started.
+"""The proofs of issue 7 against a real cluster: the single-node cluster of up.sh
+(`--adapter host`) or a kind cluster (`--adapter kind`, tests/e2e/kind.sh).
 
-Run by run.sh with the project's .venv python (httpx). Every HTTP request goes to
-127.0.0.1 NodePorts that this harness creates next to the chart's Services (kube-proxy
-routes them exactly like the ClusterIPs); `guard()` refuses any other address. Every
-request loop is bounded in count and time. Each proof is a named check; the process exits
-non-zero if any check failed, and appends "phase<TAB>status<TAB>seconds" lines to
-$PHASE_FILE for run.sh's timing table.
+Run with the project's .venv python (httpx). Every HTTP request goes to NodePorts that this
+harness creates next to the chart's Services (kube-proxy routes them exactly like the
+ClusterIPs), at the node address the cluster adapter names (adapters.py); `guard()` refuses
+any other address. Every request loop is bounded in count and time. Each proof is a named
+check; the process exits non-zero if any check failed, and appends
+"phase<TAB>status<TAB>seconds" lines to $PHASE_FILE for the runner's timing table. Where the
+cluster enforces NetworkPolicies, the proofs of netpol.py run too.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import adapters
 import httpx
+import netpol
 import proof_backup
 import proof_patroni
 from proof_sentinel import p_sentinel
@@ -39,7 +43,8 @@ OPT_IN_PROOFS = {
     "(docs/cluster-e2e.md); run it with STRATA_E2E_ONLY=12",
 }
 REPO = HERE.parents[2]
-ALLOWED = [ipaddress.ip_network(n) for n in ("127.0.0.0/8",)]
+# where guard() lets HTTP traffic go: set from the cluster adapter in main()
+ALLOWED: list[adapters.Network] = [ipaddress.ip_network("127.0.0.0/8")]
 COMPONENTS = ("critical", "ml", "cache")
 SCOPES = {
     "critical": "accounts:read accounts:write transfers:write ledger:admin",
@@ -66,7 +71,7 @@ def guard(url: str) -> str:
     host = urllib.parse.urlsplit(url).hostname or ""
     ip = ipaddress.ip_address(host)
     if not any(ip in n for n in ALLOWED):
-        raise RuntimeError(f"refusing to send traffic to {host}: not a loopback address")
+        raise RuntimeError(f"refusing to send traffic to {host}: not the node's address")
     return url
 
 
@@ -102,7 +107,7 @@ class Cluster:
         self.helm = args.helm
         self.kubectl = args.kubectl
         self.chart = args.chart
-        self.values = args.values
+        self.values: list[str] = args.values or [str(HERE / "values-e2e.yaml")]
         self.busybox = args.busybox_image
 
     def run(
@@ -127,6 +132,10 @@ class Cluster:
 
     def kj(self, *a: str) -> Any:
         return json.loads(self.k(*a, "-o", "json"))
+
+    def kn(self, namespace: str, *a: str, timeout: float = 120, check_rc: bool = True) -> str:
+        """kubectl in another namespace."""
+        return self.run([self.kubectl, "-n", namespace, *a], timeout=timeout, check_rc=check_rc)
 
     def h(self, *a: str, timeout: float = 600) -> str:
         install = a[:1] in (("install",), ("upgrade",))
@@ -174,11 +183,11 @@ class Cluster:
 
 
 # ---------------------------------------------------------------------------------------
-# HTTP clients through 127.0.0.1 NodePorts
+# HTTP clients through NodePorts
 
 
 class Api:
-    """One service reached through a harness-owned NodePort Service on 127.0.0.1."""
+    """One service reached through a harness-owned NodePort Service on the node."""
 
     def __init__(self, component: str, base: str, token: str) -> None:
         self.component = component
@@ -199,12 +208,23 @@ class Api:
         self.client.close()
 
 
-def jwt_secrets(values_file: str) -> dict[str, str]:
-    """Each service's own HS256 secret, from the values file the chart is installed with."""
+def jwt_secrets(values_files: list[str]) -> dict[str, str]:
+    """Each service's own HS256 secret, from the values files the chart is installed with.
+
+    As with helm's ``-f``, a later file's secret wins over an earlier one's.
+    """
     import yaml
 
-    auth = yaml.safe_load(Path(values_file).read_text())["auth"]
-    return {c: auth[c]["secret"] for c in COMPONENTS}
+    found: dict[str, str] = {}
+    for f in values_files:
+        auth = (yaml.safe_load(Path(f).read_text()) or {}).get("auth") or {}
+        found.update(
+            {c: auth[c]["secret"] for c in COMPONENTS if (auth.get(c) or {}).get("secret")}
+        )
+    missing = [c for c in COMPONENTS if c not in found]
+    if missing:
+        raise SystemExit(f"no auth.<service>.secret for {missing} in {values_files}")
+    return found
 
 
 def mint_token(component: str, secret: str) -> str:
@@ -297,8 +317,9 @@ class Stream:
 
 
 class Proofs:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, adapter: adapters.ClusterAdapter) -> None:
         self.args = args
+        self.adapter = adapter
         self.c = Cluster(args)
         self.api: dict[str, Api] = {}
         self.results: list[tuple[str, str, float, str]] = []
@@ -318,6 +339,7 @@ class Proofs:
             httpx.HTTPError,
             AssertionError,
             KeyError,
+            RuntimeError,  # a node command of the adapter failed
         ) as e:
             detail, status = f"{type(e).__name__}: {e}", "FAILED"
         dt = time.monotonic() - t
@@ -330,22 +352,28 @@ class Proofs:
         return status == "ok"
 
     # -- setup helpers
+    def values_args(self) -> list[str]:
+        return [a for v in self.c.values for a in ("-f", v)]
+
     def helm_install(self) -> None:
         self.c.h(
             "install",
             self.c.release,
             self.c.chart,
             "--create-namespace",
-            "-f",
-            self.c.values,
+            *self.values_args(),
             "--wait",
             "--timeout",
             "6m",
         )
 
     def expose(self) -> None:
-        """NodePort twins of the chart's Services (same selector), reachable on 127.0.0.1."""
-        docs = []
+        """NodePort twins of the chart's Services (same selector), reachable from this host.
+
+        Where NetworkPolicies are enforced, the chart lets only the ingress controller,
+        monitoring and its test pod in; one more policy lets the harness's own traffic in.
+        """
+        docs: list[dict[str, Any]] = []
         for comp in COMPONENTS:
             svc = self.c.service(comp)
             port = svc["spec"]["ports"][0]
@@ -363,17 +391,20 @@ class Proofs:
                     },
                 }
             )
+        if self.adapter.enforces_network_policy:
+            docs.append(netpol.harness_policy(self.c, COMPONENTS, self.adapter.harness_cidr()))
         self.c.k(
             "apply",
             "-f",
             "-",
             input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
         )
+        node = self.adapter.node_address()
         for comp in COMPONENTS:
             np = self.c.kj("get", "svc", f"e2e-{comp}-np")["spec"]["ports"][0]["nodePort"]
             if comp in self.api:
                 self.api[comp].close()
-            self.api[comp] = Api(comp, f"http://127.0.0.1:{np}", self.tokens[comp])
+            self.api[comp] = Api(comp, f"http://{node}:{np}", self.tokens[comp])
         # kube-proxy programs the rules within a moment; wait until each answers /readyz.
         for api in self.api.values():
             self.wait_ready(api)
@@ -510,8 +541,15 @@ class Proofs:
         return [json.loads(ln) for ln in r.text.splitlines() if ln.strip()]
 
     def p_metrics(self) -> str:
-        pod = "e2e-scraper"
-        self.c.k(
+        # The scraper runs where Prometheus would: in the namespace the chart's NetworkPolicies
+        # let scrape the services (networkPolicy.monitoring, "monitoring" by default).
+        pod, ns = "e2e-scraper", netpol.MONITORING_NS
+        self.c.run(
+            [self.c.kubectl, "apply", "-f", "-"],
+            input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        self.c.kn(
+            ns,
             "delete",
             "pod",
             pod,
@@ -539,21 +577,23 @@ class Proofs:
                 ],
             },
         }
-        self.c.k("apply", "-f", "-", input=json.dumps(spec))
-        self.c.k("wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=60s")
+        self.c.run([self.c.kubectl, "-n", ns, "apply", "-f", "-"], input=json.dumps(spec))
+        self.c.kn(ns, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=60s")
         out = []
         for comp in COMPONENTS:
             svc = self.c.service(comp)
             url = f"http://{svc['metadata']['name']}.{self.c.ns}.svc.cluster.local:{svc['spec']['ports'][0]['port']}/metrics"
-            text = self.c.k("exec", pod, "--", "/bin/busybox", "wget", "-q", "-O-", url, timeout=30)
+            text = self.c.kn(
+                ns, "exec", pod, "--", "/bin/busybox", "wget", "-q", "-O-", url, timeout=30
+            )
             check(
                 "http_requests_total" in text,
                 f"{comp} /metrics lacks http_requests_total: {text[:300]!r}",
             )
             samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
             out.append(f"{comp}: {len(samples)} samples")
-        self.c.k("delete", "pod", pod, "--wait=false", check_rc=False)
-        return "scraped from a pod by Service DNS name: " + ", ".join(out)
+        self.c.kn(ns, "delete", "pod", pod, "--wait=false", check_rc=False)
+        return f"scraped from a pod in namespace {ns} by Service DNS name: " + ", ".join(out)
 
     # -- streams used by proofs 3 and 5
     def make_streams(self, tag: str, max_seconds: float) -> list[Stream]:
@@ -671,8 +711,7 @@ class Proofs:
                 "upgrade",
                 self.c.release,
                 self.c.chart,
-                "-f",
-                self.c.values,
+                *self.values_args(),
                 "--set",
                 roll,
                 "--wait",
@@ -832,23 +871,7 @@ class Proofs:
                 pod = self.c.kj("get", "pod", pods[0])
                 cid = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
                 # A crash, not a graceful stop: SIGKILL the container's process from the node.
-                subprocess.run(
-                    [
-                        "ctr",
-                        "-a",
-                        self.args.containerd_sock,
-                        "-n",
-                        "k8s.io",
-                        "tasks",
-                        "kill",
-                        "-s",
-                        "SIGKILL",
-                        cid,
-                    ],
-                    check=True,
-                    capture_output=True,
-                    timeout=30,
-                )
+                self.adapter.kill_container(cid)
                 killed.append(f"{comp}:{pods[0]}")
             time.sleep(2)
             # let the restarted containers come back before the streams stop
@@ -943,15 +966,30 @@ class Proofs:
         note = self.ensure_main_release()
         return f"{note}; {p_sentinel(self)}"  # tests/e2e/cluster/proof_sentinel.py
 
-    def run(self) -> int:
-        secrets = jwt_secrets(self.args.values)  # one key per service: never one for all
-        self.tokens = {c: mint_token(c, secrets[c]) for c in COMPONENTS}
+    def server_version(self) -> str:
+        try:
+            v = json.loads(self.c.run([self.c.kubectl, "version", "-o", "json"]))
+            return f"Kubernetes server {v['serverVersion']['gitVersion']}"
+        except (CheckFailed, KeyError, ValueError) as e:
+            return f"Kubernetes server version unknown ({e})"
+
+    def steps(self, np: netpol.NetpolProofs) -> list[tuple[str, Callable[[], str | None], bool]]:
+        """(name, proof, essential) in order: the same list on every cluster adapter, plus the
+        NetworkPolicy proofs where the cluster enforces NetworkPolicies."""
         patroni = proof_patroni.steps(self)
         steps: list[tuple[str, Callable[[], str | None], bool]] = [
             ("proof 1: helm install --wait", self.p_install, True),
             ("proof 1: helm test", self.p_helm_test, False),
             ("proof 2: API through Services", self.p_api, True),
             ("proof 2: /metrics from inside", self.p_metrics, False),
+        ]
+        if self.adapter.enforces_network_policy:
+            steps += [
+                ("netpol: what the policies forbid is refused", np.p_refused, False),
+                ("netpol: what the policies allow works", np.p_allowed, False),
+                ("netpol: a refusal is the policy's doing", np.p_policy_decides, False),
+            ]
+        steps += [
             ("proof 3: upgrade under load", self.p_upgrade, False),
             ("proof 3: rollback under load", self.p_rollback, False),
             ("proof 4: data+secrets survive", self.p_data_survives, False),
@@ -964,10 +1002,20 @@ class Proofs:
             # Proof 11 uninstalls the main release (the previous chart needs the node): last.
             patroni[-1],
         ]
+        return steps
+
+    def run(self) -> int:
+        log(f"cluster: {self.adapter.describe()}; {self.server_version()}")
+        secrets = jwt_secrets(self.c.values)  # one key per service: never one for all
+        self.tokens = {c: mint_token(c, secrets[c]) for c in COMPONENTS}
+        np = netpol.NetpolProofs(self.c, self.adapter)
+        steps = self.steps(np)
         only = set(self.args.only.split(",")) if self.args.only else None
         for i, (name, fn, essential) in enumerate(steps, 1):
+            # by proof number ("proof 7: ..." -> 7) or label ("netpol: ..."), never by position:
+            # the NetworkPolicy proofs shift the positions on clusters that enforce them
             number = name.split(":")[0].split()[-1]
-            if only and str(i) not in only and number not in only:
+            if only and number not in only:
                 continue
             if not only and number in OPT_IN_PROOFS:
                 log(f"== {name}: not run by default ({OPT_IN_PROOFS[number]})")
@@ -986,6 +1034,10 @@ class Proofs:
             print("Request streams:")
             for rep in self.stream_reports:
                 print(f"  {rep}")
+        if np.checks:
+            print("NetworkPolicy checks (source -> destination: expected, observed):")
+            for line in np.checks:
+                print(f"  {line}")
         failed = [r for r in self.results if r[1] != "ok"]
         print(f"{len(self.results) - len(failed)} passed, {len(failed)} failed")
         return 1 if failed else 0
@@ -997,18 +1049,25 @@ def main() -> int:
     ap.add_argument("--helm", required=True)
     ap.add_argument("--kubectl", required=True)
     ap.add_argument("--chart", default=str(REPO / "charts" / "strata"))
-    ap.add_argument("--values", default=str(HERE / "values-e2e.yaml"))
+    ap.add_argument(
+        "--values",
+        action="append",
+        help="values file, repeatable (default: values-e2e.yaml next to this script)",
+    )
     ap.add_argument("--namespace", default="strata-e2e")
     ap.add_argument("--release", default="strata")
     ap.add_argument("--busybox-image", required=True)
-    ap.add_argument("--containerd-sock", required=True)
+    adapters.add_arguments(ap)
     ap.add_argument(
         "--interval", type=float, default=0.02, help="pause between requests of one stream"
     )
     ap.add_argument("--max-requests", type=int, default=20000, help="per stream")
     ap.add_argument("--stream-seconds", type=float, default=420, help="hard stop of one stream")
     ap.add_argument("--only", default="", help="comma-separated proof numbers (debugging)")
-    return Proofs(ap.parse_args()).run()
+    args = ap.parse_args()
+    adapter = adapters.from_args(args)
+    ALLOWED[:] = adapter.allowed_networks()
+    return Proofs(args, adapter).run()
 
 
 if __name__ == "__main__":
