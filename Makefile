@@ -12,7 +12,7 @@ CHECKOV_PIN    = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration test-chart test-images e2e-cluster \
         e2e-kind lint fmt bench bench-critical bench-ml bench-cache bench-backup images clean \
-        scan-chart
+        scan-chart chart-docs mutation
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,8 +46,17 @@ test-integration: $(STAMP)
 test-chart: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/pytest tests/chart
 
+# One file at a time, each with the tests that run it in process (tests/mutation/run.py);
+# CPU-heavy, so niced. MUTATION_TARGETS picks some of: ledger idempotency cache-store ml-query.
+MUTATION_TARGETS ?=
+mutation: $(STAMP) ## mutmut over the ledger, idempotency, cache store and ml query builder
+	nice -n 15 $(BIN)/python -m tests.mutation.run $(MUTATION_TARGETS)
+
 scan-chart: $(STAMP) $(CHECKOV_STAMP) ## checkov over the rendered chart (accepted findings: charts/strata/checkov-skips.yaml)
 	$(BIN)/pytest tests/chart/test_checkov.py
+
+chart-docs: $(STAMP) ## regenerate the chart README's parameter tables and the schema's descriptions from values.yaml (node, npm)
+	$(BIN)/python -m tests.chart.chart_docs
 
 test-images: $(STAMP) ## build and run the three images with a Docker engine
 	$(BIN)/pytest tests/e2e/images
@@ -82,4 +91,4 @@ bench-backup: $(STAMP) ## pgBackRest backup and restore durations of a 100,000-t
 	$(BIN)/python -m tests.bench.bench_backup
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info mutants

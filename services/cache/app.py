@@ -1,4 +1,4 @@
-"""The cache service's app factory: shared wiring, the Redis store per worker, blueprints."""
+"""The cache service's app factory: shared wiring, the Redis store per worker, endpoints."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from typing import Any
 from sanic import Sanic
 from sanic.config import Config
 
-from services.cache.api import counters, kv
+from services.cache.api import errors
 from services.cache.settings import CacheSettings
-from services.cache.spec import openapi_document
+from services.cache.spec import ENDPOINTS, openapi_document
 from services.cache.store import CacheStore
 from services.common.cache import CachingVerifier
 from services.common.health import Health
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics
+from services.common.sanic_routes import mount
 from services.common.sanic_support import check_with_timeout, install
 
 
@@ -56,6 +57,7 @@ def create_app(settings: CacheSettings | None = None) -> CacheApp:
         settings=settings,
         readiness=readiness,
         openapi=lambda: openapi_document(settings),
+        refusal=errors.problem,
     )
 
     @app.before_server_start
@@ -68,6 +70,5 @@ def create_app(settings: CacheSettings | None = None) -> CacheApp:
     async def close_store(app: CacheApp) -> None:
         await app.ctx.store.close()
 
-    app.blueprint(kv.bp)
-    app.blueprint(counters.bp)
+    mount(app, ENDPOINTS, segments={"key": "<key:path>"})
     return app

@@ -7,7 +7,7 @@ Every call is bounded by the socket/connect timeouts from settings. A connection
 is retried once on a fresh connection (pooled sockets go stale when Redis restarts);
 timeouts are never retried, so a call waits at most connect + socket timeout, plus at
 most one socket timeout queued for a connection when all ``max_connections`` are busy.
-Any failure to reach Redis becomes :class:`StoreUnavailable` (503 with Retry-After).
+Any failure to reach Redis becomes :class:`StoreUnavailableError` (503 with Retry-After).
 
 With ``REDIS_SENTINELS`` set the pool follows the master Sentinel names (services/cache/
 sentinel.py): same request path and bounds, no retries, and a failure wakes the follower.
@@ -16,7 +16,6 @@ sentinel.py): same request path and bounds, no retries, and a failure wakes the 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from time import perf_counter
 from typing import Any, Final
@@ -26,6 +25,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import (
     ConnectionError as RedisConnectionError,
 )
@@ -39,10 +39,10 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
+from services.cache.errors import CounterOverflowError, StoreUnavailableError
 from services.cache.sentinel import MasterFollower
 from services.cache.settings import CacheSettings
 from services.common.metrics import Metrics
-from services.common.problems import Problem
 
 KV_PREFIX: Final = "kv:"
 COUNTER_PREFIX: Final = "ctr:"
@@ -88,33 +88,6 @@ REDIS_BUCKETS = (
 OPERATIONS = ("get", "set", "delete", "mget", "mset", "incr", "counter_get", "ping")
 
 
-class StoreUnavailable(Problem):
-    """Redis could not be reached within the configured timeouts (503, Retry-After)."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            503,
-            "store-unavailable",
-            "the cache store is unavailable; retry later",
-            headers={"Retry-After": str(retry_after)},
-        )
-
-
-class CounterOverflow(Problem):
-    """An increment would leave the signed 64-bit range (409)."""
-
-    def __init__(self) -> None:
-        super().__init__(409, "counter-overflow", "increment would overflow a 64-bit integer")
-
-
-class _Script:
-    """A Lua script called by SHA, loaded on the first NOSCRIPT (e.g. after a Redis restart)."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-
-
 def make_pool(settings: CacheSettings) -> ConnectionPool:
     """A connection pool from settings; explicit username/password win over the URL's."""
     options: dict[str, Any] = dict(parse_url(settings.redis_url))
@@ -155,9 +128,11 @@ class CacheStore:
         # Children bound once: a labels() lookup per call would cost in the hot path.
         self._latency = {op: latency.labels(service, op) for op in OPERATIONS}
         self._errors = {op: errors.labels(service, op) for op in OPERATIONS}
-        self._get_script = _Script(_GET_WITH_TTL)
-        self._mset_script = _Script(_MSET_WITH_TTL)
-        self._incr_script = _Script(_INCR)
+        # Called by SHA through _call (gate, metrics, failure mapping), not the script's
+        # own __call__; EVAL on the first NOSCRIPT (e.g. after a Redis restart).
+        self._get_script = self._redis.register_script(_GET_WITH_TTL)
+        self._mset_script = self._redis.register_script(_MSET_WITH_TTL)
+        self._incr_script = self._redis.register_script(_INCR)
 
     async def start(self) -> None:
         """Sentinel mode: find the master and start following it (standalone: nothing)."""
@@ -182,7 +157,7 @@ class CacheStore:
                 await gate.acquire()
         except TimeoutError:
             self._errors[op].inc()
-            raise StoreUnavailable(self._retry_after) from None
+            raise StoreUnavailableError(self._retry_after) from None
         try:
             return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
         except _UNREACHABLE:
@@ -195,20 +170,20 @@ class CacheStore:
             gate.release()
             self._latency[op].observe(perf_counter() - started)
 
-    def _unavailable(self, op: str) -> StoreUnavailable:
+    def _unavailable(self, op: str) -> StoreUnavailableError:
         self._errors[op].inc()
         if self._follower is not None:
             self._follower.wake()
-        return StoreUnavailable(self._retry_after)
+        return StoreUnavailableError(self._retry_after)
 
     async def _eval(
-        self, op: str, script: _Script, keys: Sequence[str], args: Sequence[Any]
+        self, op: str, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
         try:
             return await self._call(op, "EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             # EVAL runs it and caches it, so the next EVALSHA finds it.
-            return await self._call(op, "EVAL", script.source, len(keys), *keys, *args)
+            return await self._call(op, "EVAL", script.script, len(keys), *keys, *args)
 
     async def ping(self) -> None:
         """Round trip to Redis (readiness); raises Redis's own error so /readyz can name it.
@@ -276,7 +251,7 @@ class CacheStore:
             )
         except ResponseError as exc:
             if "overflow" in str(exc):
-                raise CounterOverflow() from None
+                raise CounterOverflowError() from None
             raise
         return int(value)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
-from services.common.problems import Problem
+from services.common.problems import Problem, validation_failed
+
+Row = TypeVar("Row")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -23,15 +26,31 @@ def encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(key)).rstrip(b"=").decode()
 
 
+def invalid_cursor(detail: str = "cursor is not valid") -> Problem:
+    """400 ``invalid-cursor``: not a cursor this listing issued."""
+    return Problem(400, "invalid-cursor", detail)
+
+
+def page(
+    rows: Sequence[Row], limit: int, key: Callable[[Row], dict[str, Any]]
+) -> tuple[Sequence[Row], str | None]:
+    """The first ``limit`` of ``rows`` (fetched with ``limit + 1``), and the cursor after
+    the last of them when there are more."""
+    if len(rows) <= limit:
+        return rows, None
+    shown = rows[:limit]
+    return shown, encode_cursor(key(shown[-1]))
+
+
 def decode_cursor(cursor: str, required: tuple[str, ...]) -> dict[str, Any]:
     """Decode a cursor; it must be an object holding every ``required`` key."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError, orjson.JSONDecodeError):
-        raise Problem(400, "invalid-cursor", "cursor is not valid") from None
+        raise invalid_cursor() from None
     if not isinstance(value, dict) or any(k not in value for k in required):
-        raise Problem(400, "invalid-cursor", "cursor is not valid")
+        raise invalid_cursor()
     return value
 
 
@@ -44,10 +63,8 @@ def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MA
         return default
     value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
     if not 1 <= value <= maximum:
-        raise Problem(
-            422,
-            "validation-failed",
+        raise validation_failed(
+            [{"loc": ["query", "limit"], "msg": f"must be an integer in 1..{maximum}"}],
             "invalid query parameter",
-            errors=[{"loc": ["query", "limit"], "msg": f"must be an integer in 1..{maximum}"}],
         )
     return value

@@ -8,10 +8,8 @@ Kubernetes stops routing to it before the server shuts down.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from collections.abc import Callable, Mapping
-from types import FrameType
+from collections.abc import Mapping
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -43,19 +41,3 @@ class Health:
             results["draining"] = "shutting down"
         ok = all(value == "ok" for value in results.values())
         return (200 if ok else 503), {"status": "ok" if ok else "unavailable", "checks": results}
-
-    def install_sigterm(self, then: Callable[[], None] | None = None) -> None:
-        """Raise the draining flag on SIGTERM, then run ``then`` (e.g. the server's own stop).
-
-        Only for processes whose server does not already own SIGTERM.
-        """
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def _handler(signum: int, frame: FrameType | None) -> None:
-            self.start_draining()
-            if then is not None:
-                then()
-            elif callable(previous):
-                previous(signum, frame)
-
-        signal.signal(signal.SIGTERM, _handler)

@@ -133,6 +133,20 @@ def internal_error() -> Problem:
     return Problem(500, "internal-error", "an unexpected error occurred")
 
 
+def refused(
+    error: BaseException,
+    table: Mapping[type[Any], tuple[int, str]],
+    headers: Mapping[str, str] | None = None,
+) -> Problem | None:
+    """The problem ``table`` maps ``error``'s class to (status, slug), with the error's own
+    words as the detail; None when the table does not hold it."""
+    found = table.get(type(error))
+    if found is None:
+        return None
+    status, slug = found
+    return Problem(status, slug, str(error), headers=dict(headers or {}))
+
+
 def validation_failed(
     errors: Sequence[Mapping[str, Any]], detail: str = "request validation failed"
 ) -> Problem:

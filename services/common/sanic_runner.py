@@ -28,6 +28,13 @@ def _defer_shutdown_out_of_the_signal_handler() -> None:
     requests fail (about 1 stop in 20 under load). Here the handler only wakes the
     monitor loop; the shutdown then runs in the main loop. A second signal still takes
     Sanic's own kill path.
+
+    Upstream: signal handling in the worker manager is sanic-org/sanic#2997 (signals
+    mishandled around worker start and stop, still open), with the proposed fix
+    sanic-org/sanic#3063 (not merged); neither moves the shutdown out of the handler, so
+    this race is not fixed upstream as of 25.12. tests/unit/common/test_sanic_runner.py
+    fails when an upgrade changes the handler (the patch may be unnecessary) or the
+    monitor loop the patch relies on (the patch would be wrong).
     """
     if getattr(WorkerManager, "_strata_deferred", False):
         return
@@ -49,6 +56,7 @@ def _defer_shutdown_out_of_the_signal_handler() -> None:
     WorkerManager.shutdown_signal = shutdown_signal  # type: ignore[method-assign]
     WorkerManager.monitor = monitor  # type: ignore[method-assign]
     WorkerManager._strata_deferred = True  # type: ignore[attr-defined]
+    WorkerManager._strata_original_signal = original_signal  # type: ignore[attr-defined]
 
 
 def serve(

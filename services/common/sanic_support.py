@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from sanic import Blueprint, HTTPResponse, Request, Sanic
@@ -35,7 +35,6 @@ from services.common.jsonbody import dumps
 from services.common.metrics import Metrics, mark_worker_dead
 from services.common.observe import RequestObserver
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
-from services.common.query import check_query
 from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
 
@@ -82,11 +81,6 @@ def read_route(target: App | Blueprint, uri: str, *, name: str) -> Callable[[Han
         Callable[[Handler], Handler],
         target.route(uri, methods=READ_METHODS, name=name, ignore_body=True),
     )
-
-
-def query(request: Request, allowed: Collection[str]) -> None:
-    """422 for a query parameter the endpoint does not take, or one given twice."""
-    check_query(request.get_args(keep_blank_values=True), allowed)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -136,8 +130,13 @@ def install(
     settings: ServiceSettings,
     readiness: ReadinessCheck,
     openapi: Callable[[], dict[str, Any]],
+    refusal: Callable[[BaseException], Problem | None],
 ) -> None:
-    """Wire the shared behaviour into ``app``; call from the service's ``create_app``."""
+    """Wire the shared behaviour into ``app``; call from the service's ``create_app``.
+
+    ``refusal`` is the service's one table from its store's refusals to problems (None
+    for any other exception).
+    """
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = max(app.config.GRACEFUL_SHUTDOWN_TIMEOUT, 15.0)
     app.ctx.settings = settings
@@ -202,6 +201,9 @@ def install(
     app.register_middleware(_finish, "response", priority=100)
 
     async def _on_error(request: Request, exc: BaseException) -> HTTPResponse:
+        refused = refusal(exc)
+        if refused is not None:
+            return problem_response(refused)
         problem = _translate(exc, request)
         if problem.status >= 500 and not isinstance(exc, Problem):
             logger.error("unhandled error", exc_info=exc)
@@ -210,6 +212,11 @@ def install(
     # RequestCancelled (the client went away) is a CancelledError, not an Exception.
     app.error_handler.add(Exception, _on_error)
     app.error_handler.add(RequestCancelled, _on_error)
+    _probes(app, readiness, openapi)
+
+
+def _probes(app: App, readiness: ReadinessCheck, openapi: Callable[[], dict[str, Any]]) -> None:
+    """``/livez``, ``/readyz``, ``/metrics`` and ``/openapi.json`` (built on first ask)."""
 
     @read_route(app, "/livez", name="livez")
     async def _livez(request: Request) -> HTTPResponse:

@@ -8,6 +8,7 @@ environment variables or from files (``<NAME>_FILE``), as Kubernetes mounts them
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlparse
@@ -21,6 +22,15 @@ from services.common.keys import ASYMMETRIC, check_algorithms, load_public_key
 DEV_JWT_SECRET = "strata-development-secret-change-me-0123456789"  # noqa: S105
 Algorithm = Literal["HS256", "RS256", "ES256"]
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", DEV_JWT_SECRET}
+
+
+def read_secret_files(data: dict[str, Any], prefix: str, names: Iterable[str]) -> None:
+    """Fill each of ``names`` missing from ``data`` from the file that ``<PREFIX><NAME>_FILE``
+    names, as Kubernetes mounts a Secret (surrounding whitespace stripped)."""
+    for name in names:
+        path = os.environ.get(f"{prefix}{name}_FILE".upper())
+        if path and not data.get(name):
+            data[name] = Path(path).read_text(encoding="utf-8").strip()
 
 
 class ServiceSettings(BaseSettings):
@@ -63,10 +73,7 @@ class ServiceSettings(BaseSettings):
         if not isinstance(data, dict):
             return data
         prefix = str(cls.model_config.get("env_prefix", ""))
-        for name in ("jwt_secret", "jwt_public_key", *cls.secret_file_fields()):
-            path = os.environ.get(f"{prefix}{name}_FILE".upper())
-            if path and not data.get(name):
-                data[name] = Path(path).read_text(encoding="utf-8").strip()
+        read_secret_files(data, prefix, ("jwt_secret", "jwt_public_key", *cls.secret_file_fields()))
         # The single-valued name of earlier releases still counts (never silently ignored).
         legacy = os.environ.get(f"{prefix}JWT_ALGORITHM")
         if legacy and "jwt_algorithms" not in data:

@@ -8,10 +8,12 @@ from services.common.health import Health
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics
 from services.critical import api, db, errorlog
-from services.critical.api.deps import EXTENSION, close_session
+from services.critical.api import errors
+from services.critical.errors import LedgerError
 from services.critical.openapi import document
+from services.critical.routing import mount
 from services.critical.settings import CriticalSettings
-from services.critical.web import install
+from services.critical.web import install, problem_response
 
 HEALTH_EXTENSION = "strata.health"
 
@@ -23,25 +25,22 @@ def create_app(settings: CriticalSettings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["STRATA_SETTINGS"] = settings
 
-    engine = db.make_engine(settings)
     metrics = Metrics("critical", settings.version, settings.revision)
-    db.instrument_pool(engine, metrics, settings.pool_size + settings.max_overflow)
+    engine = db.init_app(app, settings, metrics)
     health = Health()
-    app.extensions[EXTENSION] = db.make_sessionmaker(engine, settings.statement_timeout_ms / 1000)
     app.extensions[HEALTH_EXTENSION] = health
-    app.extensions["strata.engine"] = engine
     app.extensions["strata.metrics"] = metrics
-    app.teardown_appcontext(close_session)
 
     install(
         app,
         settings=settings,
         metrics=metrics,
         health=health,
-        readiness=lambda: {"database": db.ping(engine)},
+        readiness=lambda: {"database": db.ping_within(engine, settings.readiness_timeout)},
         store_problem=db.as_problem,
         describe_error=errorlog.describe,
         openapi=lambda: document(settings.version),
     )
-    api.register(app)
+    app.register_error_handler(LedgerError, lambda exc: problem_response(errors.problem(exc)))
+    mount(app, api.ENDPOINTS)
     return app

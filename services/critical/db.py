@@ -1,15 +1,18 @@
 """Engine, sessions and store-failure mapping: the only module that opens connections.
 
-One engine per worker process (created by the app factory after gunicorn forks),
-a session per request closed at teardown. Every connection carries a statement timeout
-and a lock timeout, so nothing waits on PostgreSQL without bound.
+One engine per worker process (created by the app factory after gunicorn forks, through
+:func:`init_app`, like Flask's tutorial), a session per request opened lazily by
+:func:`session` and closed at app-context teardown. Every connection carries a statement
+timeout and a lock timeout, so nothing waits on PostgreSQL without bound.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
+from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -23,6 +26,8 @@ from services.critical import commit_guard
 from services.critical.settings import CriticalSettings
 
 logger = logging.getLogger(__name__)
+SESSIONS = "strata.sessionmaker"
+ENGINE = "strata.engine"
 
 # SQLSTATEs that mean "the database is not answering in time", not "your request is wrong".
 # 25006 (read-only transaction): a write reached a server that is no longer the primary
@@ -30,6 +35,32 @@ logger = logging.getLogger(__name__)
 _UNAVAILABLE_SQLSTATES = {
     "57014", "57P01", "57P02", "57P03", "55P03", "08000", "08003", "08006", "25006",
 }  # fmt: skip
+
+
+def init_app(app: Flask, settings: CriticalSettings, metrics: Metrics) -> Engine:
+    """Give ``app`` its engine (pool instrumented) and its per-request sessions."""
+    engine = make_engine(settings)
+    instrument_pool(engine, metrics, settings.pool_size + settings.max_overflow)
+    app.extensions[ENGINE] = engine
+    app.extensions[SESSIONS] = make_sessionmaker(engine, settings.statement_timeout_ms / 1000)
+    app.teardown_appcontext(close_session)
+    return engine
+
+
+def session() -> Session:
+    """The request's session, opened lazily and closed at app-context teardown."""
+    if "strata_session" not in g:
+        factory: sessionmaker[Session] = current_app.extensions[SESSIONS]
+        g.strata_session = factory()
+    current: Session = g.strata_session
+    return current
+
+
+def close_session(exc: BaseException | None = None) -> None:
+    """Teardown hook: return the connection to the pool whatever happened."""
+    current: Session | None = g.pop("strata_session", None)
+    if current is not None:
+        current.close()
 
 
 def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engine:
@@ -97,6 +128,22 @@ def ping(engine: Engine) -> str:
     except DBAPIError as exc:
         return f"database error: {type(exc.orig).__name__}"
     return "ok"
+
+
+def ping_within(engine: Engine, timeout: float) -> str:
+    """:func:`ping` with a deadline: ``"timeout after <timeout>s"`` when it has not answered.
+
+    The ping runs in a daemon thread, so a database that accepts connections but never
+    answers holds that thread (until the pool, connect and statement timeouts end it),
+    never the probe.
+    """
+    answer: list[str] = []
+    thread = threading.Thread(
+        target=lambda: answer.append(ping(engine)), name="readyz-ping", daemon=True
+    )
+    thread.start()
+    thread.join(timeout)
+    return answer[0] if answer else f"timeout after {timeout}s"
 
 
 def as_problem(exc: Exception) -> Problem | None:

@@ -9,6 +9,7 @@ stored; failures of the store itself are not, so a retry after a 503 runs again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from services.common.problems import Problem
+from services.critical.errors import IdempotencyKeyReuseError, LedgerError
 from services.critical.models import IdempotencyKey
 
-HEADER = "Idempotency-Key"
-MAX_KEY_LENGTH = 255
+#: What a request asks for and what it got: an HTTP status and a JSON body, opaque here.
+Answer = tuple[int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -32,26 +33,13 @@ class StoredResponse:
     body: dict[str, Any]
 
 
-def check_key(raw: str | None) -> str:
-    """The header's value; 400 ``idempotency-key-missing`` when absent, 422 when malformed.
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to an idempotent write, and whether it is the stored one."""
 
-    An empty value is a malformed key, not a missing one: the header was sent.
-    """
-    if raw is None:
-        raise Problem(400, "idempotency-key-missing", f"the {HEADER} header is required")
-    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.isprintable():
-        raise Problem(
-            422,
-            "validation-failed",
-            "invalid Idempotency-Key",
-            errors=[
-                {
-                    "loc": ["header", HEADER],
-                    "msg": f"must be 1..{MAX_KEY_LENGTH} printable characters",
-                }
-            ],
-        )
-    return raw
+    status: int
+    body: dict[str, Any]
+    replayed: bool
 
 
 def fingerprint(scope: str, payload: dict[str, Any]) -> str:
@@ -78,11 +66,7 @@ def claim(session: Session, subject: str, key: str, request_hash: str) -> Stored
         select(IdempotencyKey).where(IdempotencyKey.subject == subject, IdempotencyKey.key == key)
     ).one()
     if stored.request_hash != request_hash:
-        raise Problem(
-            422,
-            "idempotency-key-reuse",
-            "this Idempotency-Key was already used with a different request",
-        )
+        raise IdempotencyKeyReuseError()
     # The replay acknowledges the original outcome again: a (no-op) write makes this
     # transaction's COMMIT wait, like any write, until synchronous standbys confirm the WAL
     # before it, the original transaction included (else commit_guard answers 503).
@@ -104,3 +88,30 @@ def record(session: Session, subject: str, key: str, status: int, body: dict[str
         .execution_options(synchronize_session=False)
     )
     assert stored.rowcount == 1, "record() without claim()"  # type: ignore[attr-defined]
+
+
+def once(
+    session: Session,
+    subject: str,
+    key: str,
+    request_hash: str,
+    work: Callable[[Session], Answer],
+    refused: Callable[[LedgerError], Answer],
+) -> Outcome:
+    """Run ``work`` at most once per (subject, key), in one transaction; replay otherwise.
+
+    A refusal of the ledger is a decision: ``refused`` turns it into the answer that is
+    stored and replayed. Anything else (a store failure) is raised and stores nothing,
+    so a retry runs again.
+    """
+    with session.begin():
+        stored = claim(session, subject, key, request_hash)
+        if stored is not None:
+            return Outcome(stored.status, stored.body, replayed=True)
+        try:
+            with session.begin_nested():
+                status, body = work(session)
+        except LedgerError as refusal:
+            status, body = refused(refusal)
+        record(session, subject, key, status, body)
+    return Outcome(status, body, replayed=False)

@@ -166,12 +166,9 @@ class IntakeThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
 
     def _readable(self, conn: IntakeConn, _sock: Any) -> None:
-        try:
-            data = conn.sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
+        data = _recv(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client closed or reset: nothing to answer
             framing = conn.framing
             if framing is not None and framing.wants_body:
@@ -323,13 +320,7 @@ class IntakeThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
 
     def _drain(self, conn: IntakeConn, _sock: Any) -> None:
-        try:
-            data = conn.sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
+        if _recv(conn) == b"":
             self._unregister(conn)
             self._close(conn)
 
@@ -377,3 +368,15 @@ class IntakeThreadWorker(ThreadWorker):  # type: ignore[misc]
     def _count(self, reason: str) -> None:
         if self.observer is not None:
             self.observer.cut(reason)
+
+
+def _recv(conn: IntakeConn) -> bytes | None:
+    """What ``conn`` has sent: None when nothing is ready yet, ``b""`` when the client closed
+    or reset the connection."""
+    try:
+        data: bytes = conn.sock.recv(_RECV)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+    return data

@@ -15,16 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from services.common.problems import Problem
+from services.common.limits import INT64_MAX, INT64_MIN
+from services.critical.errors import (
+    AccountNotActiveError,
+    AccountNotEmptyError,
+    AccountNotFoundError,
+    AmountOutOfRangeError,
+    CurrencyMismatchError,
+    InsufficientFundsError,
+    SameAccountError,
+    TransferNotFoundError,
+    VersionMismatchError,
+)
 from services.critical.models import Account, AuditLog, Entry, Transfer
 
 EXTERNAL_OWNER = "strata:external"
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
 # The account kinds (from, to) each kind of transfer joins.
 _SIDES = {
     "transfer": ("customer", "customer"),
@@ -39,11 +48,6 @@ class Actor:
 
     subject: str
     request_id: str | None
-
-
-def account_not_found(account_id: uuid.UUID) -> Problem:
-    """404 ``account-not-found``."""
-    return Problem(404, "account-not-found", f"account {account_id} does not exist")
 
 
 def audit(session: Session, actor: Actor, action: str, resource: str, **details: Any) -> None:
@@ -63,17 +67,16 @@ def create_account(session: Session, actor: Actor, owner: str, currency: str) ->
     """Open an active customer account with a zero balance."""
     account = Account(id=uuid.uuid4(), owner=owner, currency=currency)
     session.add(account)
-    session.flush()
-    session.refresh(account)
+    session.flush()  # the INSERT returns the server defaults (models.Base: eager_defaults)
     audit(session, actor, "account.create", f"accounts/{account.id}", currency=currency)
     return account
 
 
 def get_account(session: Session, account_id: uuid.UUID) -> Account:
-    """A customer account or 404 (the external accounts are not addressable)."""
+    """A customer account; external accounts are not addressable (AccountNotFoundError)."""
     account = session.get(Account, account_id)
     if account is None or account.kind != "customer":
-        raise account_not_found(account_id)
+        raise AccountNotFoundError(account_id)
     return account
 
 
@@ -107,21 +110,15 @@ def set_status(
         .execution_options(populate_existing=True)
     ).one_or_none()
     if account is None:
-        raise account_not_found(account_id)
+        raise AccountNotFoundError(account_id)
     if if_match is not None and if_match != account.version:
-        raise Problem(
-            412,
-            "version-mismatch",
-            f"account is at version {account.version}, not {if_match}",
-        )
+        raise VersionMismatchError(account.version, if_match)
     if status == "closed" and account.balance != 0:
-        raise Problem(409, "account-not-empty", "only an account with a zero balance can close")
+        raise AccountNotEmptyError()
     previous = account.status
     account.status = status
     account.version += 1
-    account.updated_at = func.now()
-    session.flush()
-    session.refresh(account)
+    session.flush()  # the UPDATE sets and returns updated_at (models.Account)
     audit(session, actor, "account.status", f"accounts/{account_id}", before=previous, after=status)
     return account
 
@@ -159,7 +156,7 @@ def _move(
 ) -> Transfer:
     """Lock both accounts in id order, check the rules, write the transfer and two entries."""
     if source == target:
-        raise Problem(422, "same-account", "from_account and to_account must differ")
+        raise SameAccountError()
     locked = {
         a.id: a
         for a in session.scalars(
@@ -175,31 +172,24 @@ def _move(
     }
     for account_id in (source, target):
         if account_id not in locked:
-            raise account_not_found(account_id)
+            raise AccountNotFoundError(account_id)
     src, dst = locked[source], locked[target]
     # Only customer accounts are addressable: naming an external account in a transfer
     # is answered exactly like naming one that does not exist. The database holds the
     # same rule (migration 0002).
     for account, wanted in zip((src, dst), _SIDES[kind], strict=True):
         if account.kind != wanted:
-            raise account_not_found(account.id)
+            raise AccountNotFoundError(account.id)
     currency = currency or dst.currency
     if src.currency != currency or dst.currency != currency:
-        raise Problem(
-            422,
-            "currency-mismatch",
-            f"transfer currency {currency} does not match both accounts "
-            f"({src.currency}, {dst.currency})",
-        )
+        raise CurrencyMismatchError(currency, src.currency, dst.currency)
     for account in (src, dst):
         if account.status != "active":
-            raise Problem(409, "account-not-active", f"account {account.id} is {account.status}")
+            raise AccountNotActiveError(account.id, account.status)
     if src.kind == "customer" and src.balance < amount:
-        raise Problem(409, "insufficient-funds", f"account {src.id} has insufficient funds")
+        raise InsufficientFundsError(src.id)
     if dst.balance + amount > INT64_MAX or src.balance - amount < INT64_MIN:
-        raise Problem(
-            422, "amount-out-of-range", "the resulting balance would not fit in a 64-bit integer"
-        )
+        raise AmountOutOfRangeError()
 
     transfer = Transfer(
         id=uuid.uuid4(),
@@ -309,10 +299,10 @@ def withdraw(
 
 
 def get_transfer(session: Session, transfer_id: uuid.UUID) -> Transfer:
-    """A transfer or 404 ``transfer-not-found``."""
+    """A transfer, or :class:`TransferNotFoundError`."""
     found = session.get(Transfer, transfer_id)
     if found is None:
-        raise Problem(404, "transfer-not-found", f"transfer {transfer_id} does not exist")
+        raise TransferNotFoundError(transfer_id)
     return found
 
 

@@ -22,20 +22,13 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    MetaData,
     String,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from services.common.orm import TYPE_ANNOTATION_MAP, new_metadata
 
 UUIDPk = Annotated[uuid.UUID, mapped_column(UUID(as_uuid=True), primary_key=True)]
 Money = Annotated[int, mapped_column(BigInteger, nullable=False)]
@@ -48,8 +41,8 @@ Currency = Annotated[str, mapped_column(String(3), nullable=False)]
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names for Alembic."""
 
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSONB}
+    metadata = new_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
     # Server defaults (timestamps, identities) come back in the INSERT's RETURNING clause:
     # no extra SELECT to build a response.
     __mapper_args__ = {"eager_defaults": True}
@@ -85,7 +78,8 @@ class Account(Base):
     kind: Mapped[str] = mapped_column(String(16), server_default="customer")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[Created]
-    updated_at: Mapped[Created]
+    # Set by the database on every ORM UPDATE (a status change), returned by the UPDATE.
+    updated_at: Mapped[Created] = mapped_column(onupdate=func.now())
 
 
 class Transfer(Base):

@@ -10,9 +10,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import StringConstraints as Length
 from pydantic_core import PydanticCustomError
 
+from services.common.limits import INT64_MAX
 from services.critical.currencies import active_codes, is_active
-
-INT64_MAX = 2**63 - 1
 
 
 def _no_nul(value: str) -> str:

@@ -50,6 +50,8 @@ class CriticalSettings(ServiceSettings):
     pool_timeout: float = Field(default=2.0, gt=0, le=60)
     connect_timeout: int = Field(default=2, ge=1, le=60)
     statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    # Deadline of the /readyz database ping, as ml's (a probe must not outwait its timeout).
+    readiness_timeout: float = Field(default=1.0, gt=0, le=30)
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -83,6 +83,16 @@ def json_body() -> Any:
         raise
 
 
+def json_object() -> dict[str, Any]:
+    """The request's JSON body, which must be an object (422 otherwise)."""
+    payload = json_body()
+    if not isinstance(payload, dict):
+        raise problems.validation_failed(
+            [{"loc": ["body"], "msg": "must be an object"}], "request body must be a JSON object"
+        )
+    return payload
+
+
 def _require_utf8(body: bytes) -> None:
     """400 saying so when the body is not UTF-8 (the parser's own words mislead)."""
     try:
@@ -110,7 +120,6 @@ def principal(*scopes: str) -> Principal:
     who = verifier.verify_header(request.headers.get("Authorization"))
     check_subject(who.subject)
     who.require(*scopes)
-    g.strata_principal = who
     return who
 
 

@@ -7,7 +7,6 @@ nothing is left running.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import shutil
 import signal
@@ -30,11 +29,6 @@ APP_PASSWORD = "strata-dev-app"  # noqa: S105
 ML_OWNER_PASSWORD = "strata-dev-ml-owner"  # noqa: S105
 ML_PASSWORD = "strata-dev-ml"  # noqa: S105
 REDIS_PASSWORD = "strata-dev-redis"  # noqa: S105
-
-
-def available(service: str) -> bool:
-    """Whether the service's package exists in this checkout."""
-    return importlib.util.find_spec(f"services.{service}.__main__") is not None
 
 
 def _port(preferred: int) -> int:
@@ -144,10 +138,7 @@ def _examples(urls: dict[str, str]) -> str:
 
 def run_stack(services: list[str], base_port: int = 8001) -> int:
     """Start everything, print how to use it, wait for Ctrl-C, stop everything."""
-    wanted = [s for s in services if available(s)]
-    missing = sorted(set(services) - set(wanted))
-    if missing:
-        print(f"not in this checkout yet, skipped: {', '.join(missing)}", file=sys.stderr)
+    wanted = list(services)  # the CLI allows only the three services, all present
     tmp = Path(tempfile.mkdtemp(prefix="strata-run-"))
     tmp.chmod(0o755)  # as root, PostgreSQL runs as another user and must reach its directory
     cleanups: list[Callable[[], None]] = []

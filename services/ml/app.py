@@ -9,8 +9,9 @@ from sanic import Sanic
 from sanic.config import Config
 
 from services.common.logs import configure_logging
+from services.common.sanic_routes import mount
 from services.common.sanic_support import check_with_timeout, install
-from services.ml.api import v1
+from services.ml.api import ENDPOINTS, SEGMENTS, errors
 from services.ml.context import MlContext, MlMetrics
 from services.ml.exports import ExportSlots
 from services.ml.settings import MlSettings
@@ -37,8 +38,9 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         settings=settings,
         readiness=readiness,
         openapi=lambda: openapi_document(settings.version, settings.max_sample),
+        refusal=errors.problem,
     )
-    app.blueprint(v1())
+    mount(app, ENDPOINTS, SEGMENTS)
 
     @app.before_server_start
     async def _open_store(app: MlApp) -> None:

@@ -17,21 +17,13 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
-    MetaData,
     String,
     Table,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from services.common.orm import TYPE_ANNOTATION_MAP, new_metadata
 
 # clock_timestamp(), not now(): the rows of one bulk COPY get increasing times, so the
 # (created_at, id) order of a collection is its insertion order.
@@ -44,8 +36,8 @@ BigId = Annotated[int, mapped_column(BigInteger)]
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSONB}
+    metadata = new_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class Collection(Base):

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from services.common import problems
-from services.common.cursor import decode_cursor, encode_cursor
+from services.common.cursor import decode_cursor, encode_cursor, invalid_cursor
+from services.common.etag import if_match_version
 from services.common.jsonbody import (
     MAX_DEPTH,
     JsonValueError,
@@ -137,11 +138,10 @@ def if_match(raw: str | None) -> int | None:
     """``If-Match: <version>`` (a quoted or weak ETag form is accepted too)."""
     if raw is None:
         return None
-    value = raw.strip()
-    value = value.removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+    version = if_match_version(raw, max_digits=18)
+    if version is None:
         raise invalid(["header", "If-Match"], "must be a document version (integer)")
-    return int(value)
+    return version
 
 
 def positive_int(raw: str | None, name: str, default: int, maximum: int) -> int:
@@ -183,7 +183,7 @@ def document_cursor(raw: str | None) -> tuple[datetime, str] | None:
             raise ValueError(raw)
         return at.astimezone(UTC), i
     except (ValueError, OverflowError):
-        raise Problem(400, "invalid-cursor", "cursor is not valid") from None
+        raise invalid_cursor() from None
 
 
 def next_document_cursor(created_at: datetime, doc_id: str) -> str:
@@ -225,7 +225,7 @@ def sample_cursor(raw: str, seed: str | None, n: int) -> SampleCursor:
         and 0 < k < n
     )
     if not valid:
-        raise Problem(400, "invalid-cursor", "cursor is not valid for this sample")
+        raise invalid_cursor("cursor is not valid for this sample")
     return SampleCursor(s, r, i, k)
 
 

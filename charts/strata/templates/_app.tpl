@@ -1,152 +1,81 @@
 {{/*
-The three services share one shape; each templates/<component>/ file calls these with
+Pieces the three service Deployments (templates/<component>/deployment.yaml) share, and the
+objects every service has in the same shape (Service, PodDisruptionBudget, HPA,
+ServiceMonitor). Call each with the component's context:
 (dict "root" $ "component" "critical" "values" .Values.critical "prefix" "STRATA_CRITICAL_").
-Component-specific parts are the named templates strata.<component>.secretFiles (the server
-container's secret files), strata.<component>.initContainers and strata.<component>.initVolumes
-(the init containers' own secret volumes).
 */}}
 
-{{- define "strata.app.deployment" -}}
-{{- $root := .root -}}
+{{/* Pod annotations: roll pods when their ConfigMap or secret inputs change; scrape hints. */}}
+{{- define "strata.app.podAnnotations" -}}
+checksum/config: {{ include "strata.checksum" (dict "root" .root "files" (list (printf "%s/configmap.yaml" .component))) }}
+checksum/secret: {{ include "strata.secretInputsChecksum" .root }}
+{{- if .root.Values.metrics.scrapeAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: "8000"
+prometheus.io/path: /metrics
+{{- end }}
+{{- with .values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Probes and preStop of a server container: /livez for startup and liveness, /readyz for
+readiness; preStop sleeps while endpoints stop routing to the pod (README: Shutdown).
+*/}}
+{{- define "strata.app.probes" -}}
 {{- $v := .values -}}
-{{- $name := include "strata.componentName" . -}}
-{{- $files := include (printf "strata.%s.secretFiles" .component) . | fromYamlArray -}}
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ $name }}
-  namespace: {{ $root.Release.Namespace | quote }}
-  labels:
-    {{- include "strata.componentLabels" . | nindent 4 }}
-  {{- with (include "strata.annotations" $root) }}{{ . | nindent 2 }}{{ end }}
-spec:
-  {{- if not $v.autoscaling.enabled }}
-  replicas: {{ $v.replicaCount }}
-  {{- end }}
-  revisionHistoryLimit: 5
-  strategy:
-    type: RollingUpdate
-    rollingUpdate:
-      maxSurge: {{ $v.rollingUpdate.maxSurge }}
-      maxUnavailable: {{ $v.rollingUpdate.maxUnavailable }}
-  selector:
-    matchLabels:
-      {{- include "strata.componentSelectorLabels" . | nindent 6 }}
-  template:
-    metadata:
-      labels:
+startupProbe:
+  httpGet:
+    path: /livez
+    port: http
+  periodSeconds: {{ $v.startupProbe.periodSeconds }}
+  timeoutSeconds: {{ $v.startupProbe.timeoutSeconds }}
+  failureThreshold: {{ $v.startupProbe.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /livez
+    port: http
+  periodSeconds: {{ $v.livenessProbe.periodSeconds }}
+  timeoutSeconds: {{ $v.livenessProbe.timeoutSeconds }}
+  failureThreshold: {{ $v.livenessProbe.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: http
+  periodSeconds: {{ $v.readinessProbe.periodSeconds }}
+  timeoutSeconds: {{ $v.readinessProbe.timeoutSeconds }}
+  failureThreshold: {{ $v.readinessProbe.failureThreshold }}
+lifecycle:
+  preStop:
+    exec:
+      command: ["/bin/sleep", "{{ $v.preStopSleepSeconds }}"]
+{{- end -}}
+
+{{/* Where a service's pods may run: spread over nodes, nodeSelector, tolerations, affinity. */}}
+{{- define "strata.app.scheduling" -}}
+{{- $v := .values -}}
+{{- if $v.topologySpread.enabled }}
+topologySpreadConstraints:
+  - maxSkew: {{ $v.topologySpread.maxSkew }}
+    topologyKey: {{ $v.topologySpread.topologyKey }}
+    whenUnsatisfiable: {{ $v.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
         {{- include "strata.componentSelectorLabels" . | nindent 8 }}
-        app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
-        {{- with $v.podLabels }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      annotations:
-        checksum/config: {{ include "strata.checksum" (dict "root" $root "files" (list (printf "%s/configmap.yaml" .component))) }}
-        checksum/secret: {{ include "strata.secretInputsChecksum" $root }}
-        {{- if $root.Values.metrics.scrapeAnnotations }}
-        prometheus.io/scrape: "true"
-        prometheus.io/port: "8000"
-        prometheus.io/path: /metrics
-        {{- end }}
-        {{- with $v.podAnnotations }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-    spec:
-      {{- with (include "strata.imagePullSecrets" $root) }}{{ . | nindent 6 }}{{ end }}
-      automountServiceAccountToken: false
-      enableServiceLinks: false
-      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
-      securityContext:
-        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
-      {{- $init := include (printf "strata.%s.initContainers" .component) . | trim }}
-      {{- if $init }}
-      initContainers:
-        {{- $init | nindent 8 }}
-      {{- end }}
-      containers:
-        - name: {{ .component }}
-          image: {{ include "strata.image" (dict "root" $root "image" $v.image "defaultTag" $root.Chart.AppVersion) }}
-          imagePullPolicy: {{ $v.image.pullPolicy }}
-          ports:
-            - name: http
-              containerPort: 8000
-              protocol: TCP
-          envFrom:
-            - configMapRef:
-                name: {{ $name }}
-          {{- if or $files $v.extraEnv }}
-          env:
-            {{- include "strata.secretFiles.env" $files | nindent 12 }}
-            {{- with $v.extraEnv }}
-            {{- toYaml . | nindent 12 }}
-            {{- end }}
-          {{- end }}
-          startupProbe:
-            httpGet:
-              path: /livez
-              port: http
-            periodSeconds: {{ $v.startupProbe.periodSeconds }}
-            timeoutSeconds: {{ $v.startupProbe.timeoutSeconds }}
-            failureThreshold: {{ $v.startupProbe.failureThreshold }}
-          livenessProbe:
-            httpGet:
-              path: /livez
-              port: http
-            periodSeconds: {{ $v.livenessProbe.periodSeconds }}
-            timeoutSeconds: {{ $v.livenessProbe.timeoutSeconds }}
-            failureThreshold: {{ $v.livenessProbe.failureThreshold }}
-          readinessProbe:
-            httpGet:
-              path: /readyz
-              port: http
-            periodSeconds: {{ $v.readinessProbe.periodSeconds }}
-            timeoutSeconds: {{ $v.readinessProbe.timeoutSeconds }}
-            failureThreshold: {{ $v.readinessProbe.failureThreshold }}
-          lifecycle:
-            preStop:
-              exec:
-                command: ["/bin/sleep", "{{ $v.preStopSleepSeconds }}"]
-          resources:
-            {{- toYaml $v.resources | nindent 12 }}
-          securityContext:
-            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
-          volumeMounts:
-            - name: tmp
-              mountPath: /tmp
-            {{- if $files }}
-            {{- include "strata.secretFiles.mount" "secrets" | nindent 12 }}
-            {{- end }}
-      volumes:
-        - name: tmp
-          emptyDir:
-            sizeLimit: 256Mi
-        {{- if $files }}
-        {{- include "strata.secretFiles.volume" (dict "name" "secrets" "files" $files) | nindent 8 }}
-        {{- end }}
-        {{- with (include (printf "strata.%s.initVolumes" .component) . | trim) }}
-        {{- . | nindent 8 }}
-        {{- end }}
-      {{- if $v.topologySpread.enabled }}
-      topologySpreadConstraints:
-        - maxSkew: {{ $v.topologySpread.maxSkew }}
-          topologyKey: {{ $v.topologySpread.topologyKey }}
-          whenUnsatisfiable: {{ $v.topologySpread.whenUnsatisfiable }}
-          labelSelector:
-            matchLabels:
-              {{- include "strata.componentSelectorLabels" . | nindent 14 }}
-      {{- end }}
-      {{- with $v.nodeSelector }}
-      nodeSelector:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with $v.tolerations }}
-      tolerations:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with $v.affinity }}
-      affinity:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Init container that waits (up to a limit) for a TCP port, using the service image's python. */}}
@@ -305,79 +234,4 @@ spec:
 {{ $p }}CORS_ALLOWED_ORIGINS: {{ . | quote }}
 {{- end }}
 PROMETHEUS_MULTIPROC_DIR: "/tmp/prometheus"
-{{- end -}}
-
-{{- define "strata.app.configmap" -}}
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ include "strata.componentName" . }}
-  namespace: {{ .root.Release.Namespace | quote }}
-  labels:
-    {{- include "strata.componentLabels" . | nindent 4 }}
-  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
-data:
-  {{- include "strata.app.commonConfig" . | nindent 2 }}
-  {{- .extra | nindent 2 }}
-{{- end -}}
-
-{{/*
-Secrets reach containers as files, never as environment variables (which leak into `ps e`,
-crash dumps and child processes). A container's secret files are a YAML list of
-(dict "env" <variable naming the file> "secret" <Secret> "key" <key> "path" <file name>);
-the services read <PREFIX><NAME>_FILE (services/common/settings.py).
-*/}}
-{{- define "strata.secretFiles.dir" -}}/var/run/secrets/strata{{- end -}}
-
-{{/*
-The service's own token key (strata.jwt.*): its HS256 secret or its PEM public key, as
-<PREFIX>JWT_SECRET_FILE or <PREFIX>JWT_PUBLIC_KEY_FILE. Nothing with a JWKS URL (no key to hold).
-*/}}
-{{- define "strata.app.jwtSecretFile" -}}
-{{- $file := include "strata.jwt.file" . -}}
-{{- if $file }}
-- env: {{ .prefix }}{{ ternary "JWT_SECRET_FILE" "JWT_PUBLIC_KEY_FILE" (eq $file "jwt-secret") }}
-  secret: {{ include "strata.jwt.secretName" . }}
-  key: {{ include "strata.jwt.secretKey" . }}
-  path: {{ $file }}
-{{- end }}
-{{- end -}}
-
-{{/* env entries pointing at the files (entries without .env: a file read by its path). Call
-with the list. */}}
-{{- define "strata.secretFiles.env" -}}
-{{- $dir := include "strata.secretFiles.dir" nil -}}
-{{- $out := list -}}
-{{- range . -}}
-{{- if .env -}}
-{{- $out = append $out (printf "- name: %s\n  value: %s" .env (printf "%s/%s" $dir .path | quote)) -}}
-{{- end -}}
-{{- end -}}
-{{- join "\n" $out -}}
-{{- end -}}
-
-{{/* The read-only mount of a container's own secrets volume. Call with the volume name. */}}
-{{- define "strata.secretFiles.mount" -}}
-- name: {{ . }}
-  mountPath: {{ include "strata.secretFiles.dir" nil }}
-  readOnly: true
-{{- end -}}
-
-{{/*
-One projected volume per container with only the keys that container needs. Mode 0440
-(288): owner root, group the pod's fsGroup, no world access. Call with
-(dict "name" <volume> "files" <list>).
-*/}}
-{{- define "strata.secretFiles.volume" -}}
-- name: {{ .name }}
-  projected:
-    defaultMode: 288
-    sources:
-      {{- range .files }}
-      - secret:
-          name: {{ .secret }}
-          items:
-            - key: {{ .key }}
-              path: {{ .path }}
-      {{- end }}
 {{- end -}}

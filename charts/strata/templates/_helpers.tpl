@@ -54,6 +54,15 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The ServiceAccount the three services run under (serviceAccount.*). */}}
+{{- define "strata.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "strata.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Metadata annotations (commonAnnotations). Renders nothing when empty. */}}
 {{- define "strata.annotations" -}}
 {{- with .Values.commonAnnotations }}

@@ -1,4 +1,5 @@
-"""HTTP blueprints of the cache service, grouped under ``/v1``, and what they share."""
+"""HTTP endpoints of the cache service (one module per resource under ``/v1``), and what
+they share."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from services.common.problems import Problem
 
 READ: Final = "cache:read"
 WRITE: Final = "cache:write"
+#: 503 store-unavailable may come from every data endpoint; 422 from every bad key or body.
+STORE: Final = (422, 503)
 _JSON: Final = "application/json"
 
 
@@ -25,16 +28,6 @@ def settings_of(request: Request) -> CacheSettings:
     """The service settings."""
     settings: CacheSettings = request.app.ctx.settings
     return settings
-
-
-def content_type(request: Request) -> str | None:
-    """The request's Content-Type header, None when absent.
-
-    ``request.content_type`` defaults to application/octet-stream, which would turn a
-    body sent without the header into a 415; a missing header is read as JSON instead.
-    """
-    value: str | None = request.headers.get("content-type")
-    return value
 
 
 def json_bytes(body: bytes, status: int = 200) -> HTTPResponse:

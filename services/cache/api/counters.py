@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import HTTPResponse, Request
 
-from services.cache.api import READ, WRITE, content_type, key_not_found, store_of
-from services.cache.schemas import IncrRequest, parse_body, path_key
-from services.common.problems import method_not_allowed
-from services.common.sanic_support import allowed_methods, json, principal, query, read_route
+from services.cache.api import READ, STORE, WRITE, key_not_found, store_of
+from services.cache.schemas import KEY, CounterValue, IncrRequest, path_key
+from services.common.endpoint import Body, Routes
+from services.common.sanic_routes import query
+from services.common.sanic_support import json
 
-bp = Blueprint("counters", url_prefix="/v1")
+routes = Routes()
 _INCR = ":incr"
 
 
@@ -21,11 +22,11 @@ def _is_increment(params: Mapping[str, Any]) -> bool:
     return str(params.get("key", "")).endswith(_INCR)
 
 
-@read_route(bp, "/counters/<key:path>", name="get_counter")
+@routes("GET", "/v1/counters/{key}", "Read a counter", scopes=(READ,),
+        response=CounterValue, errors=(404, *STORE), params=(KEY,))  # fmt: skip
 async def get_counter(request: Request, key: str) -> HTTPResponse:
     """A counter's value, or 404 ``key-not-found``."""
-    principal(request, READ)
-    query(request, ())
+    query(request)
     key = path_key(key)
     value = await store_of(request).counter(key)
     if value is None:
@@ -35,18 +36,13 @@ async def get_counter(request: Request, key: str) -> HTTPResponse:
 
 # One path route for both methods: a regex route for "{key}:incr" would also capture
 # GET /v1/counters/x:incr (a legal key) and answer it 405, and could not take keys with "/".
-@bp.post("/counters/<key:path>", name="incr_counter", ctx_applies=_is_increment)
-async def incr_counter(request: Request, key: str) -> HTTPResponse:
+@routes("POST", "/v1/counters/{key}:incr", "Increment a counter atomically", scopes=(WRITE,),
+        rule="/v1/counters/<key:path>", applies=_is_increment, response=CounterValue,
+        errors=(400, 409, 415, *STORE), params=(KEY,))  # fmt: skip
+async def incr_counter(request: Request, key: str, body: Body[IncrRequest]) -> HTTPResponse:
     """Add ``by`` (default 1) atomically; ``ttl`` sets an expiry if the counter has none."""
-    if not key.endswith(_INCR):
-        raise method_not_allowed(allowed_methods(request))
-    principal(request, WRITE)
-    query(request, ())
+    query(request)
     key = path_key(key[: -len(_INCR)])
-    body = (
-        parse_body(IncrRequest, request.body, content_type(request))
-        if request.body
-        else IncrRequest()
-    )
-    value = await store_of(request).incr(key, body.by, body.ttl)
+    fields = body() if request.body else IncrRequest()
+    value = await store_of(request).incr(key, fields.by, fields.ttl)
     return json({"key": key, "value": value})

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import orjson
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import HTTPResponse, Request
 
-from services.cache.api import (
-    READ,
-    WRITE,
-    content_type,
-    json_bytes,
-    key_not_found,
-    settings_of,
-    store_of,
-)
+from services.cache.api import READ, STORE, WRITE, json_bytes, key_not_found, settings_of, store_of
 from services.cache.schemas import (
+    KEY,
+    Entry,
     MgetRequest,
+    MgetResponse,
     MsetRequest,
+    MsetResponse,
     PutValue,
     check_batch,
     check_key,
     encode_value,
-    parse_body,
     path_key,
 )
+from services.common.endpoint import Body, Routes
+from services.common.openapi import Param
 from services.common.problems import Problem
-from services.common.sanic_support import json, principal, query, read_route
+from services.common.sanic_routes import query
+from services.common.sanic_support import json
 
-bp = Blueprint("kv", url_prefix="/v1")
+routes = Routes()
+_IF_NONE_MATCH = Param(
+    "If-None-Match",
+    "header",
+    {"type": "string", "enum": ["*"]},
+    description="`*` stores only when the key is absent (412 key-exists otherwise)",
+)
 
 
 def _entry(key: str, value: bytes, ttl: int | None) -> bytes:
@@ -36,11 +40,11 @@ def _entry(key: str, value: bytes, ttl: int | None) -> bytes:
     return b'{"key":' + orjson.dumps(key) + b',"value":' + value + b',"ttl":' + ttl_text + b"}"
 
 
-@read_route(bp, "/kv/<key:path>", name="get_value")
+@routes("GET", "/v1/kv/{key}", "Read a value and its remaining TTL", scopes=(READ,),
+        response=Entry, errors=(404, *STORE), params=(KEY,))  # fmt: skip
 async def get_value(request: Request, key: str) -> HTTPResponse:
     """The value and its remaining TTL, or 404 ``key-not-found``."""
-    principal(request, READ)
-    query(request, ())
+    query(request)
     key = path_key(key)
     found = await store_of(request).get(key)
     if found is None:
@@ -48,26 +52,27 @@ async def get_value(request: Request, key: str) -> HTTPResponse:
     return json_bytes(_entry(key, *found))
 
 
-@bp.put("/kv/<key:path>", name="put_value")
-async def put_value(request: Request, key: str) -> HTTPResponse:
+@routes("PUT", "/v1/kv/{key}", "Store a value (optionally only if absent)", scopes=(WRITE,),
+        response=Entry, errors=(400, 412, 413, 415, *STORE),
+        params=(KEY, _IF_NONE_MATCH))  # fmt: skip
+async def put_value(request: Request, key: str, body: Body[PutValue]) -> HTTPResponse:
     """Store a value; with ``If-None-Match: *`` only when absent (else 412 ``key-exists``)."""
-    principal(request, WRITE)
-    query(request, ())
+    query(request)
     key = path_key(key)
-    body = parse_body(PutValue, request.body, content_type(request))
-    encoded = encode_value(body.value, settings_of(request).max_value_bytes, ["body", "value"])
+    fields = body()
+    encoded = encode_value(fields.value, settings_of(request).max_value_bytes, ["body", "value"])
     only_if_absent = (request.headers.get("if-none-match") or "").strip() == "*"
-    stored = await store_of(request).put(key, encoded, body.ttl, only_if_absent=only_if_absent)
+    stored = await store_of(request).put(key, encoded, fields.ttl, only_if_absent=only_if_absent)
     if not stored:
         raise Problem(412, "key-exists", "a value is already stored under this key")
-    return json_bytes(_entry(key, encoded, body.ttl))
+    return json_bytes(_entry(key, encoded, fields.ttl))
 
 
-@bp.delete("/kv/<key:path>", name="delete_value")
+@routes("DELETE", "/v1/kv/{key}", "Delete a value", scopes=(WRITE,), status=204,
+        errors=(404, *STORE), params=(KEY,))  # fmt: skip
 async def delete_value(request: Request, key: str) -> HTTPResponse:
     """Remove a value: 204, or 404 ``key-not-found``."""
-    principal(request, WRITE)
-    query(request, ())
+    query(request)
     key = path_key(key)
     if not await store_of(request).delete(key):
         raise key_not_found()
@@ -76,14 +81,14 @@ async def delete_value(request: Request, key: str) -> HTTPResponse:
 
 # A static "/kv:mget" segment would never match: Sanic's router percent-encodes the ":"
 # of static segments but not of request paths. A one-alternative regex segment does.
-@bp.post("/<batch:kv:mget>", name="mget")
-async def mget(request: Request, batch: str) -> HTTPResponse:
+@routes("POST", "/v1/kv:mget", "Read many values", scopes=(READ,), rule="/v1/<batch:kv:mget>",
+        response=MgetResponse, errors=(400, 415, *STORE))  # fmt: skip
+async def mget(request: Request, batch: str, body: Body[MgetRequest]) -> HTTPResponse:
     """Values of up to ``max_batch`` keys, null where absent."""
-    principal(request, READ)
-    query(request, ())
-    body = parse_body(MgetRequest, request.body, content_type(request))
-    check_batch(len(body.keys), settings_of(request).max_batch, ["body", "keys"])
-    keys = list(dict.fromkeys(check_key(k, ["body", "keys", i]) for i, k in enumerate(body.keys)))
+    query(request)
+    asked = body().keys
+    check_batch(len(asked), settings_of(request).max_batch, ["body", "keys"])
+    keys = list(dict.fromkeys(check_key(k, ["body", "keys", i]) for i, k in enumerate(asked)))
     values = await store_of(request).mget(keys)
     pairs = b",".join(
         orjson.dumps(k) + b":" + (b"null" if v is None else v)
@@ -92,20 +97,21 @@ async def mget(request: Request, batch: str) -> HTTPResponse:
     return json_bytes(b'{"values":{' + pairs + b"}}")
 
 
-@bp.post("/<batch:kv:mset>", name="mset")
-async def mset(request: Request, batch: str) -> HTTPResponse:
+@routes("POST", "/v1/kv:mset", "Store many values atomically", scopes=(WRITE,),
+        rule="/v1/<batch:kv:mset>", response=MsetResponse,
+        errors=(400, 413, 415, *STORE))  # fmt: skip
+async def mset(request: Request, batch: str, body: Body[MsetRequest]) -> HTTPResponse:
     """Store up to ``max_batch`` values atomically, all with the same TTL (or none)."""
-    principal(request, WRITE)
-    query(request, ())
-    body = parse_body(MsetRequest, request.body, content_type(request))
+    query(request)
+    fields = body()
     settings = settings_of(request)
-    check_batch(len(body.items), settings.max_batch, ["body", "items"])
+    check_batch(len(fields.items), settings.max_batch, ["body", "items"])
     items = [
         (
             check_key(k, ["body", "items", k]),
             encode_value(v, settings.max_value_bytes, ["body", "items", k]),
         )
-        for k, v in body.items.items()
+        for k, v in fields.items.items()
     ]
-    await store_of(request).mset(items, body.ttl)
-    return json({"count": len(items), "ttl": body.ttl})
+    await store_of(request).mset(items, fields.ttl)
+    return json({"count": len(items), "ttl": fields.ttl})

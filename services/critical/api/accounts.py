@@ -4,34 +4,59 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 from sqlalchemy.orm import Session
 
-from services.common.cursor import encode_cursor, parse_limit
+from services.common.auth import Principal
+from services.common.cursor import page, parse_limit
+from services.common.endpoint import Body, Routes
 from services.critical import idempotency, ledger
-from services.critical.api.deps import actor, idempotent_write, session, validated
-from services.critical.api.params import accounts_after, entries_before, if_match, query_text
+from services.critical.api.declare import BODY, ETAG, HEADER, LIST, MOVE, PATH, REPLAYED, declare
+from services.critical.api.deps import actor, idempotent_write
+from services.critical.api.params import (
+    ACCOUNT,
+    IF_MATCH,
+    KEY,
+    OWNER,
+    PAGE,
+    accounts_after,
+    entries_before,
+    idempotency_key,
+    if_match,
+    query_text,
+)
 from services.critical.api.query import check_query
 from services.critical.api.views import account_view, entry_view, transfer_view
-from services.critical.schemas import AccountCreate, AccountPatch, Movement
-from services.critical.web import json_response, path_uuid, principal
+from services.critical.db import session
+from services.critical.schemas import (
+    AccountCreate,
+    AccountOut,
+    AccountPage,
+    AccountPatch,
+    EntryPage,
+    Movement,
+    TransferOut,
+)
+from services.critical.web import json_response, path_uuid
 
-bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+routes = Routes()
+_ACCOUNTS = "/v1/accounts"
+_ACCOUNT = _ACCOUNTS + "/{account_id}"
 
 
 def _etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
 
-@bp.post("")
-def create_account() -> Response:
+@declare(routes, "POST", _ACCOUNTS, "Open an account", "accounts:write", BODY,
+         {**ETAG, "Location": HEADER}, response=AccountOut, status=201)  # fmt: skip
+def create_account(who: Principal, body: Body[AccountCreate]) -> Response:
     """Open an account."""
-    who = principal("accounts:write")
     check_query()
-    body, _ = validated(AccountCreate)
+    fields = body()
     db = session()
     with db.begin():
-        account = ledger.create_account(db, actor(who.subject), body.owner, body.currency)
+        account = ledger.create_account(db, actor(who.subject), fields.owner, fields.currency)
     return json_response(
         account_view(account),
         201,
@@ -39,10 +64,10 @@ def create_account() -> Response:
     )
 
 
-@bp.get("")
+@declare(routes, "GET", _ACCOUNTS, "List accounts (oldest first)", "accounts:read", LIST,
+         response=AccountPage, params=(OWNER, *PAGE))  # fmt: skip
 def list_accounts() -> Response:
     """A page of accounts, optionally of one owner."""
-    principal("accounts:read")
     check_query()
     limit = parse_limit(request.args.get("limit"))
     owner = query_text("owner")
@@ -50,18 +75,14 @@ def list_accounts() -> Response:
     db = session()
     with db.begin():
         rows = ledger.list_accounts(db, owner, after, limit + 1)
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor({"c": last.created_at.isoformat(), "i": str(last.id)})
-    return json_response({"items": [account_view(a) for a in items], "next_cursor": next_cursor})
+    items, cursor = page(rows, limit, lambda a: {"c": a.created_at.isoformat(), "i": str(a.id)})
+    return json_response({"items": [account_view(a) for a in items], "next_cursor": cursor})
 
 
-@bp.get("/<account_id>")
+@declare(routes, "GET", _ACCOUNT, "Get an account", "accounts:read",
+         (*PATH, "account-not-found"), ETAG, response=AccountOut, params=(ACCOUNT,))  # fmt: skip
 def get_account(account_id: str) -> Response:
     """One account."""
-    principal("accounts:read")
     check_query()
     db = session()
     with db.begin():
@@ -69,32 +90,32 @@ def get_account(account_id: str) -> Response:
     return json_response(account_view(account), headers=_etag(account.version))
 
 
-@bp.patch("/<account_id>")
-def patch_account(account_id: str) -> Response:
+@declare(routes, "PATCH", _ACCOUNT, "Change an account's status", "ledger:admin",
+         (*PATH, *BODY, "account-not-found", "account-not-empty", "version-mismatch"), ETAG,
+         response=AccountOut, params=(ACCOUNT, IF_MATCH))  # fmt: skip
+def patch_account(who: Principal, account_id: str, body: Body[AccountPatch]) -> Response:
     """Change an account's status, optionally only at a given version (``If-Match``)."""
-    who = principal("ledger:admin")
     check_query()
     target = path_uuid(account_id, "account_id")
-    body, _ = validated(AccountPatch)
+    status = body().status
     expected = if_match()
     db = session()
     with db.begin():
-        account = ledger.set_status(db, actor(who.subject), target, body.status, expected)
+        account = ledger.set_status(db, actor(who.subject), target, status, expected)
     return json_response(account_view(account), headers=_etag(account.version))
 
 
-def _movement(account_id: str, kind: str) -> Response:
-    who = principal("ledger:admin")
+def _movement(who: Principal, account_id: str, body: Body[Movement], kind: str) -> Response:
     check_query()
     target = path_uuid(account_id, "account_id")
-    body, payload = validated(Movement)
+    fields = body()
     operation = ledger.deposit if kind == "deposits" else ledger.withdraw
 
     def work(db: Session) -> tuple[int, dict[str, Any]]:
-        record = operation(db, actor(who.subject), target, body.amount, body.reference)
+        record = operation(db, actor(who.subject), target, fields.amount, fields.reference)
         return 201, transfer_view(record)
 
-    key = request.headers.get(idempotency.HEADER)
+    key = idempotency_key()
     if key is None:  # optional here, unlike transfers
         db = session()
         with db.begin():
@@ -102,28 +123,33 @@ def _movement(account_id: str, kind: str) -> Response:
         return json_response(view, status)
     return idempotent_write(
         who.subject,
-        idempotency.check_key(key),
-        idempotency.fingerprint(f"{kind}:{target}", payload),
+        key,
+        idempotency.fingerprint(f"{kind}:{target}", body.payload),
         work,
     )
 
 
-@bp.post("/<account_id>/deposits")
-def deposit(account_id: str) -> Response:
+@declare(routes, "POST", _ACCOUNT + "/deposits", "Deposit from outside the ledger",
+         "ledger:admin", (*PATH, *BODY, *MOVE), REPLAYED, response=TransferOut, status=201,
+         params=(ACCOUNT, KEY))  # fmt: skip
+def deposit(who: Principal, account_id: str, body: Body[Movement]) -> Response:
     """Credit an account from outside the ledger."""
-    return _movement(account_id, "deposits")
+    return _movement(who, account_id, body, "deposits")
 
 
-@bp.post("/<account_id>/withdrawals")
-def withdraw(account_id: str) -> Response:
+@declare(routes, "POST", _ACCOUNT + "/withdrawals", "Withdraw to outside the ledger",
+         "ledger:admin", (*PATH, *BODY, *MOVE, "insufficient-funds"), REPLAYED,
+         response=TransferOut, status=201, params=(ACCOUNT, KEY))  # fmt: skip
+def withdraw(who: Principal, account_id: str, body: Body[Movement]) -> Response:
     """Debit an account to outside the ledger."""
-    return _movement(account_id, "withdrawals")
+    return _movement(who, account_id, body, "withdrawals")
 
 
-@bp.get("/<account_id>/entries")
+@declare(routes, "GET", _ACCOUNT + "/entries", "List an account's entries (newest first)",
+         "accounts:read", (*PATH, *LIST, "account-not-found"), response=EntryPage,
+         params=(ACCOUNT, *PAGE))  # fmt: skip
 def entries(account_id: str) -> Response:
     """An account's ledger entries, newest first."""
-    principal("accounts:read")
     check_query()
     target = path_uuid(account_id, "account_id")
     limit = parse_limit(request.args.get("limit"))
@@ -131,6 +157,5 @@ def entries(account_id: str) -> Response:
     db = session()
     with db.begin():
         rows = ledger.list_entries(db, target, before, limit + 1)
-    items = rows[:limit]
-    next_cursor = encode_cursor({"i": items[-1].id}) if len(rows) > limit else None
-    return json_response({"items": [entry_view(e) for e in items], "next_cursor": next_cursor})
+    items, cursor = page(rows, limit, lambda e: {"i": e.id})
+    return json_response({"items": [entry_view(e) for e in items], "next_cursor": cursor})

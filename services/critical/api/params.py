@@ -6,23 +6,44 @@ checked as strictly as any input (types, ranges, time zone) before they reach SQ
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
 
-from services.common.cursor import decode_cursor
+from services.common.cursor import decode_cursor, invalid_cursor
+from services.common.etag import if_match_version
+from services.common.limits import INT64_MAX
+from services.common.openapi import Param
 from services.common.problems import Problem, validation_failed
 
-INT64_MAX = 2**63 - 1
-# ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
-_VERSION = re.compile(r"[0-9]{1,10}")
-
-
-def _invalid_cursor() -> Problem:
-    return Problem(400, "invalid-cursor", "cursor is not valid")
+_UUID = {"type": "string", "format": "uuid"}
+PAGE = (
+    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    Param("cursor", "query", {"type": "string"}, description="next_cursor of the previous page"),
+)
+# Printable ASCII without leading or trailing spaces (HTTP strips those); the service
+# also takes other printable characters, which not every HTTP stack carries intact.
+_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[!-~]([ -~]*[!-~])?$",
+}
+MAX_KEY_LENGTH = 255
+_KEY_TEXT = "1..255 printable characters; a replay with the same key and body gets the first answer"
+KEY = Param("Idempotency-Key", "header", _KEY_SCHEMA, description=_KEY_TEXT)
+REQUIRED_KEY = Param(KEY.name, "header", _KEY_SCHEMA, required=True, description=_KEY_TEXT)
+OWNER = Param("owner", "query", {"type": "string"}, description="only this owner's accounts")
+ACCOUNT = Param("account_id", "path", _UUID, required=True)
+TRANSFER = Param("transfer_id", "path", _UUID, required=True)
+IF_MATCH = Param(
+    "If-Match",
+    "header",
+    {"type": "string", "pattern": '^ *(\\*|(W/)?"?[0-9]{1,10}"?) *$'},
+    description='the account version: 3, "3" or W/"3" (ASCII digits), or * for any',
+)
 
 
 def query_text(name: str) -> str | None:
@@ -43,7 +64,7 @@ def accounts_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     key = decode_cursor(cursor, ("c", "i"))
     created, last = key["c"], key["i"]
     if not isinstance(created, str) or not isinstance(last, str):
-        raise _invalid_cursor()
+        raise invalid_cursor()
     try:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
@@ -51,7 +72,7 @@ def accounts_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         # In UTC: PostgreSQL refuses offsets Python accepts (up to 24 hours).
         return when.astimezone(UTC), uuid.UUID(last)
     except (ValueError, OverflowError):
-        raise _invalid_cursor() from None
+        raise invalid_cursor() from None
 
 
 def entries_before(cursor: str | None) -> int | None:
@@ -60,7 +81,7 @@ def entries_before(cursor: str | None) -> int | None:
         return None
     before: Any = decode_cursor(cursor, ("i",))["i"]
     if type(before) is not int or not 1 <= before <= INT64_MAX:
-        raise _invalid_cursor()
+        raise invalid_cursor()
     return before
 
 
@@ -69,10 +90,39 @@ def if_match() -> int | None:
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not _VERSION.fullmatch(value):
+    version = if_match_version(raw, max_digits=10)
+    if version is None:
         raise validation_failed(
             [{"loc": ["header", "If-Match"], "msg": "must be an account version (digits)"}],
             "invalid If-Match header",
         )
-    return int(value)
+    return version
+
+
+def required_idempotency_key() -> str:
+    """The ``Idempotency-Key`` header; 400 ``idempotency-key-missing`` when absent."""
+    key = idempotency_key()
+    if key is None:
+        raise Problem(400, "idempotency-key-missing", f"the {KEY.name} header is required")
+    return key
+
+
+def idempotency_key() -> str | None:
+    """The ``Idempotency-Key`` header, or None; 422 when malformed.
+
+    An empty value is a malformed key, not a missing one: the header was sent.
+    """
+    raw = request.headers.get(KEY.name)
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.isprintable():
+        raise validation_failed(
+            [
+                {
+                    "loc": ["header", KEY.name],
+                    "msg": f"must be 1..{MAX_KEY_LENGTH} printable characters",
+                }
+            ],
+            "invalid Idempotency-Key",
+        )
+    return raw

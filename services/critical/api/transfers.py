@@ -4,46 +4,54 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response
 from sqlalchemy.orm import Session
 
+from services.common.auth import Principal
+from services.common.endpoint import Body, Routes
 from services.critical import idempotency, ledger
-from services.critical.api.deps import actor, idempotent_write, session, validated
+from services.critical.api.declare import BODY, MOVE, PATH, REPLAYED, declare
+from services.critical.api.deps import actor, idempotent_write
+from services.critical.api.params import REQUIRED_KEY, TRANSFER, required_idempotency_key
 from services.critical.api.query import check_query
 from services.critical.api.views import transfer_view
-from services.critical.schemas import TransferCreate
-from services.critical.web import json_response, path_uuid, principal
+from services.critical.db import session
+from services.critical.schemas import TransferCreate, TransferOut
+from services.critical.web import json_response, path_uuid
 
-bp = Blueprint("transfers", __name__, url_prefix="/transfers")
+routes = Routes()
 
 
-@bp.post("")
-def create_transfer() -> Response:
+@declare(routes, "POST", "/v1/transfers", "Transfer between two customer accounts",
+         "transfers:write", (*BODY, "idempotency-key-missing", *MOVE, "insufficient-funds",
+                             "currency-mismatch", "same-account"), REPLAYED,
+         response=TransferOut, status=201, params=(REQUIRED_KEY,))  # fmt: skip
+def create_transfer(who: Principal, body: Body[TransferCreate]) -> Response:
     """Move money; the ``Idempotency-Key`` header is required."""
-    who = principal("transfers:write")
     check_query()
-    key = idempotency.check_key(request.headers.get(idempotency.HEADER))
-    body, payload = validated(TransferCreate)
+    key = required_idempotency_key()
+    fields = body()
 
     def work(db: Session) -> tuple[int, dict[str, Any]]:
         record = ledger.transfer(
             db,
             actor(who.subject),
-            body.from_account,
-            body.to_account,
-            body.amount,
-            body.currency,
-            body.reference,
+            fields.from_account,
+            fields.to_account,
+            fields.amount,
+            fields.currency,
+            fields.reference,
         )
         return 201, transfer_view(record)
 
-    return idempotent_write(who.subject, key, idempotency.fingerprint("transfers", payload), work)
+    fingerprint = idempotency.fingerprint("transfers", body.payload)
+    return idempotent_write(who.subject, key, fingerprint, work)
 
 
-@bp.get("/<transfer_id>")
+@declare(routes, "GET", "/v1/transfers/{transfer_id}", "Get a transfer", "accounts:read",
+         (*PATH, "transfer-not-found"), response=TransferOut, params=(TRANSFER,))  # fmt: skip
 def get_transfer(transfer_id: str) -> Response:
     """One transfer."""
-    principal("accounts:read")
     check_query()
     db = session()
     with db.begin():

@@ -6,14 +6,27 @@ import asyncio
 import logging
 from typing import Any
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import HTTPResponse, Request
 
 from services.common import problems
+from services.common.endpoint import Routes
 from services.common.problems import Problem
-from services.common.sanic_support import json, read_route
-from services.common.sanic_support import query as check_query
-from services.ml.api.documents import EXPORT_PARAMS, document_query
-from services.ml.api.shared import READ, WRITE, authorize, collection
+from services.common.sanic_routes import query
+from services.common.sanic_support import json
+from services.ml import schemas
+from services.ml.api.documents import document_query
+from services.ml.api.shared import (
+    COLLECTIONS,
+    DOCUMENTS,
+    FIELDS,
+    FILTER,
+    NAME,
+    OP_RULE,
+    RANGE,
+    READ,
+    WRITE,
+    collection,
+)
 from services.ml.context import ctx
 from services.ml.exports import TOO_MANY_EXPORTS, ClientStalledError
 from services.ml.ingest import parse_bulk
@@ -21,9 +34,13 @@ from services.ml.params import DocumentQuery
 from services.ml.store import bulk, export
 from services.ml.store.export import Budget
 
-bp = Blueprint("bulk", url_prefix="/collections")
+routes = Routes()
 logger = logging.getLogger("strata.ml.export")
 NDJSON = "application/x-ndjson"
+_BULK_CONTENT: dict[str, dict[str, Any]] = {
+    NDJSON: {"type": "string", "description": "one JSON object (a document's data) per line"},
+    "application/json": {"type": "array", "items": {"type": "object"}},
+}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -43,13 +60,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(buf)
 
 
-# Sanic percent-encodes ":" in static path segments ("documents%3Abulk"), which a literal
-# "documents:bulk" request never matches; a one-value regex parameter keeps the colon.
-@bp.post("/<name:str>/<op:documents:bulk>", name="bulk_ingest", stream=True)
+@routes("POST", DOCUMENTS + ":bulk", "Bulk ingest (NDJSON or JSON array), all or nothing",
+        scopes=WRITE, rule=OP_RULE.format(op="documents:bulk"), options={"stream": True},
+        request_content=_BULK_CONTENT, response=schemas.BulkResult, status=201,
+        params=(NAME,), errors=(400, 404, 413, 415, 422, 503))  # fmt: skip
 async def bulk_ingest(request: Request, name: str, op: str) -> HTTPResponse:
     """Validate every line, then COPY all documents in one transaction (all or nothing)."""
-    authorize(request, WRITE)
-    check_query(request, ())
+    query(request)
     name = collection(name)
     app = ctx(request)
     settings = app.settings
@@ -67,7 +84,9 @@ async def bulk_ingest(request: Request, name: str, op: str) -> HTTPResponse:
     return json({"inserted": len(ids), "ids": ids}, status=201)
 
 
-@read_route(bp, "/<name:str>/export", name="export_documents")
+@routes("GET", COLLECTIONS + "/{name}/export", "Export matching documents as NDJSON",
+        scopes=READ, response_schema={"type": "string"}, response_content_type=NDJSON,
+        params=(NAME, FILTER, *RANGE, FIELDS), errors=(404, 422, 429, 503))  # fmt: skip
 async def export_documents(request: Request, name: str) -> None:
     """Stream every matching document as NDJSON from one snapshot, batch by batch.
 
@@ -76,10 +95,9 @@ async def export_documents(request: Request, name: str) -> None:
     ``EXPORT_MAX_CONCURRENT`` exports stream at once per worker (429 beyond); a client
     that leaves the stream unread for ``EXPORT_SEND_TIMEOUT`` seconds is cut off.
     """
-    authorize(request, READ)
     name = collection(name)
     app = ctx(request)
-    q = document_query(request, EXPORT_PARAMS)
+    q = document_query(request)
     try:
         with app.exports.take():
             await _stream(request, name, q)

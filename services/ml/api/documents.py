@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from sanic import Blueprint, HTTPResponse, Request
+from sanic import HTTPResponse, Request
 
 from services.common import problems
 from services.common.cursor import parse_limit
+from services.common.endpoint import Body, Routes
 from services.common.jsonbody import MAX_DEPTH, too_deep
-from services.common.sanic_support import json, query, read_route
-from services.ml import params
+from services.common.openapi import Param
+from services.common.sanic_routes import declared, query
+from services.common.sanic_support import json
+from services.ml import params, schemas
 from services.ml.api.shared import (
+    CURSOR,
+    DEFAULT_MAX_SAMPLE,
+    DOC_HEADERS,
+    DOCUMENTS,
+    FIELDS,
+    FILTER,
+    ID,
+    IF_MATCH,
+    LIMIT,
+    NAME,
+    OP_RULE,
+    RANGE,
     READ,
     WRITE,
-    authorize,
     body_json,
-    body_model,
     collection,
     document_response,
 )
@@ -26,62 +40,66 @@ from services.ml.schemas import DocumentIn, DocumentReplace
 from services.ml.store import collections, documents, pages
 from services.ml.store import query as queries
 
-bp = Blueprint("documents", url_prefix="/collections")
-MERGE_PATCH = "application/merge-patch+json"
-#: What selects documents: listing, count, sample and export take the same filters.
-FILTERS = ("filter", "created_after", "created_before")
-LIST_PARAMS = (*FILTERS, "fields", "limit", "cursor")
-SAMPLE_PARAMS = (*FILTERS, "fields", "n", "seed", "cursor")
-EXPORT_PARAMS = (*FILTERS, "fields")
+routes = Routes()
+_ONE = DOCUMENTS + "/{id}"
+_MERGE_SCHEMA: dict[str, Any] = {"type": "object"}
+#: The sample's ``n``; its maximum in the served document is the service's ``max_sample``.
+SAMPLE_SIZE = Param("n", "query", {"type": "integer", "minimum": 1, "maximum": DEFAULT_MAX_SAMPLE})
 
 
-@bp.post("/<name:str>/documents", name="create_document")
-async def create_document(request: Request, name: str) -> HTTPResponse:
+@routes("POST", DOCUMENTS, "Create a document", scopes=WRITE, response=schemas.Document,
+        response_headers=(*DOC_HEADERS, "Location"), status=201, params=(NAME,),
+        errors=(400, 404, 409, 413, 415, 422, 503))  # fmt: skip
+async def create_document(request: Request, name: str, body: Body[DocumentIn]) -> HTTPResponse:
     """Create one document (201); the id is generated unless the body names one."""
-    authorize(request, WRITE)
-    query(request, ())
+    query(request)
     name = collection(name)
-    body = body_model(request, DocumentIn)
-    checked_document(body.data, ctx(request).settings.max_document_bytes)
+    fields = body()
+    checked_document(fields.data, ctx(request).settings.max_document_bytes)
     async with ctx(request).store.begin() as conn:
         cid = await collections.collection_id(conn, name)
-        doc = await documents.create(conn, cid, name, body.data, body.id)
+        doc = await documents.create(conn, cid, name, fields.data, fields.id)
     response = document_response(doc, status=201)
     response.headers["Location"] = f"/v1/collections/{name}/documents/{doc['id']}"
     return response
 
 
-@read_route(bp, "/<name:str>/documents/<doc_id:str>", name="get_document")
+@routes("GET", _ONE, "Get a document", scopes=READ, response=schemas.Document,
+        response_headers=DOC_HEADERS, params=(NAME, ID), errors=(404, 422, 503))  # fmt: skip
 async def get_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """One document."""
-    authorize(request, READ)
-    query(request, ())
+    query(request)
     name, doc_id = collection(name), params.document_id(doc_id)
     async with ctx(request).store.connect() as conn:
         cid = await collections.collection_id(conn, name)
         return document_response(await documents.get(conn, cid, name, doc_id))
 
 
-@bp.put("/<name:str>/documents/<doc_id:str>", name="replace_document")
-async def replace_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
+@routes("PUT", _ONE, "Replace a document's data", scopes=WRITE, response=schemas.Document,
+        response_headers=DOC_HEADERS, params=(NAME, ID, IF_MATCH),
+        errors=(400, 404, 412, 413, 415, 422, 503))  # fmt: skip
+async def replace_document(
+    request: Request, name: str, doc_id: str, body: Body[DocumentReplace]
+) -> HTTPResponse:
     """Replace a document's data (``If-Match`` optional)."""
-    authorize(request, WRITE)
-    query(request, ())
+    query(request)
     name, doc_id = collection(name), params.document_id(doc_id)
     expected = params.if_match(request.headers.get("if-match"))
-    body = body_model(request, DocumentReplace)
-    checked_document(body.data, ctx(request).settings.max_document_bytes)
+    data = body().data
+    checked_document(data, ctx(request).settings.max_document_bytes)
     async with ctx(request).store.begin() as conn:
         cid = await collections.collection_id(conn, name)
-        doc = await documents.replace(conn, cid, name, doc_id, body.data, expected)
+        doc = await documents.replace(conn, cid, name, doc_id, data, expected)
     return document_response(doc)
 
 
-@bp.patch("/<name:str>/documents/<doc_id:str>", name="patch_document")
+@routes("PATCH", _ONE, "JSON merge patch (RFC 7396) of a document's data", scopes=WRITE,
+        request_schema=_MERGE_SCHEMA, request_content_type="application/merge-patch+json",
+        response=schemas.Document, response_headers=DOC_HEADERS, params=(NAME, ID, IF_MATCH),
+        errors=(400, 404, 412, 413, 415, 422, 503))  # fmt: skip
 async def patch_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """Apply an RFC 7396 JSON merge patch to a document's data (``If-Match`` optional)."""
-    authorize(request, WRITE)
-    query(request, ())
+    query(request)
     name, doc_id = collection(name), params.document_id(doc_id)
     expected = params.if_match(request.headers.get("if-match"))
     patch = body_json(request)
@@ -96,11 +114,11 @@ async def patch_document(request: Request, name: str, doc_id: str) -> HTTPRespon
     return document_response(doc)
 
 
-@bp.delete("/<name:str>/documents/<doc_id:str>", name="delete_document")
+@routes("DELETE", _ONE, "Delete a document", scopes=WRITE, status=204,
+        params=(NAME, ID, IF_MATCH), errors=(404, 412, 422, 503))  # fmt: skip
 async def delete_document(request: Request, name: str, doc_id: str) -> HTTPResponse:
     """Delete a document (``If-Match`` optional)."""
-    authorize(request, WRITE)
-    query(request, ())
+    query(request)
     name, doc_id = collection(name), params.document_id(doc_id)
     expected = params.if_match(request.headers.get("if-match"))
     async with ctx(request).store.begin() as conn:
@@ -109,14 +127,13 @@ async def delete_document(request: Request, name: str, doc_id: str) -> HTTPRespo
     return HTTPResponse(status=204)
 
 
-def document_query(
-    request: Request, allowed: tuple[str, ...], *, keyset: bool = False
-) -> params.DocumentQuery:
-    """The filters and ``fields`` among ``allowed`` (422 for any other parameter).
+def document_query(request: Request, *, keyset: bool = False) -> params.DocumentQuery:
+    """The filters and ``fields`` the endpoint declares (422 for any other parameter).
 
     ``keyset``: a listing, whose ``cursor`` is a keyset position (a sample decodes its own).
     """
-    query(request, allowed)
+    query(request)
+    allowed = declared(request).query
     args = request.args
     return params.DocumentQuery(
         filter=params.json_filter(args.get("filter")),
@@ -127,16 +144,17 @@ def document_query(
     )
 
 
-@read_route(bp, "/<name:str>/documents", name="list_documents")
+@routes("GET", DOCUMENTS, "List documents (filter, range, fields, keyset)", scopes=READ,
+        response=schemas.DocumentPage, params=(NAME, FILTER, *RANGE, FIELDS, LIMIT, CURSOR),
+        errors=(400, 404, 422, 503))  # fmt: skip
 async def list_documents(request: Request, name: str) -> HTTPResponse:
     """A keyset page of documents, filtered by containment and projected in SQL.
 
     At most ``limit`` documents, fewer when their data reaches ``PAGE_MAX_BYTES``
     (``next_cursor`` then continues after the last one).
     """
-    authorize(request, READ)
     name = collection(name)
-    q = document_query(request, LIST_PARAMS, keyset=True)
+    q = document_query(request, keyset=True)
     limit = parse_limit(request.args.get("limit"))
     settings = ctx(request).settings
     budget = pages.Budget(settings.page_max_bytes, settings.page_first_rows)
@@ -146,27 +164,34 @@ async def list_documents(request: Request, name: str) -> HTTPResponse:
     return json({"items": items, "next_cursor": cursor})
 
 
-# A regex parameter, not a static segment: see the note on documents:bulk in api/bulk.py.
-@read_route(bp, "/<name:str>/<op:documents:count>", name="count_documents")
+@routes("GET", DOCUMENTS + ":count", "Count matching documents (the listing's filters)",
+        scopes=READ, rule=OP_RULE.format(op="documents:count"), response=schemas.Count,
+        params=(NAME, FILTER, *RANGE), errors=(404, 422, 503))  # fmt: skip
 async def count_documents(request: Request, name: str, op: str) -> HTTPResponse:
     """How many documents match: the listing's filters, so the two always agree."""
-    authorize(request, READ)
     name = collection(name)
-    q = document_query(request, FILTERS)
+    q = document_query(request)
     async with ctx(request).store.raw(read=True) as pg:
         return json({"count": await queries.count(pg, name, q)})
 
 
-@read_route(bp, "/<name:str>/<op:documents:sample>", name="sample_documents")
+@routes("GET", DOCUMENTS + ":sample", "Reproducible random sample", scopes=READ,
+        rule=OP_RULE.format(op="documents:sample"), response=schemas.Sample,
+        params=(NAME, SAMPLE_SIZE,
+                Param("seed", "query", {"type": "string", "maxLength": 128},
+                      description="printable characters; drawn and returned when absent"),
+                FILTER, *RANGE, FIELDS,
+                Param("cursor", "query", {"type": "string"},
+                      description="next_cursor of a sample that filled its response early")),
+        errors=(400, 404, 422, 503))  # fmt: skip
 async def sample_documents(request: Request, name: str, op: str) -> HTTPResponse:
     """A reproducible pseudo-random sample: the same ``seed`` gives the same documents.
 
     Like a page, a sample stops early once its data reaches ``PAGE_MAX_BYTES``; its
     ``next_cursor`` then gives the rest of the same sample (the cursor carries the seed).
     """
-    authorize(request, READ)
     name = collection(name)
-    q = document_query(request, SAMPLE_PARAMS)
+    q = document_query(request)
     settings = ctx(request).settings
     n = params.positive_int(request.args.get("n"), "n", 100, settings.max_sample)
     seed = request.args.get("seed")

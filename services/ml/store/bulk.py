@@ -6,7 +6,8 @@ import uuid
 
 import asyncpg  # type: ignore[import-untyped]
 
-from services.ml.store.collections import not_found
+from services.ml.errors import CollectionNotFoundError
+from services.ml.store.query import collection_id
 
 
 async def ingest(pg: asyncpg.Connection, name: str, texts: list[str]) -> list[str]:
@@ -21,9 +22,7 @@ async def ingest(pg: asyncpg.Connection, name: str, texts: list[str]) -> list[st
     ids = [str(uuid.uuid4()) for _ in texts]
     try:
         async with pg.transaction():
-            cid = await pg.fetchval("SELECT id FROM ml_collections WHERE name = $1", name)
-            if cid is None:
-                raise not_found(name)
+            cid = await collection_id(pg, name)
             if texts:
                 await pg.copy_records_to_table(
                     "ml_documents",
@@ -31,5 +30,5 @@ async def ingest(pg: asyncpg.Connection, name: str, texts: list[str]) -> list[st
                     columns=["collection_id", "id", "data"],
                 )
     except asyncpg.ForeignKeyViolationError:
-        raise not_found(name) from None
+        raise CollectionNotFoundError(name) from None
     return ids

@@ -8,13 +8,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.problems import Problem
+from services.ml.errors import CollectionNotFoundError
 from services.ml.models import collections, documents
-
-
-def not_found(name: str) -> Problem:
-    """404 ``collection-not-found``."""
-    return Problem(404, "collection-not-found", f"collection {name!r} does not exist")
 
 
 async def ensure(conn: AsyncConnection, name: str) -> tuple[dict[str, Any], bool]:
@@ -38,10 +33,10 @@ async def ensure(conn: AsyncConnection, name: str) -> tuple[dict[str, Any], bool
 
 
 async def collection_id(conn: AsyncConnection, name: str) -> int:
-    """The id of ``name`` or 404."""
+    """The id of ``name``."""
     found = await conn.scalar(select(collections.c.id).where(collections.c.name == name))
     if found is None:
-        raise not_found(name)
+        raise CollectionNotFoundError(name)
     return int(found)
 
 
@@ -55,7 +50,7 @@ async def get(conn: AsyncConnection, name: str) -> dict[str, Any]:
         )
     ).first()
     if row is None:
-        raise not_found(name)
+        raise CollectionNotFoundError(name)
     count = await conn.scalar(
         select(func.count()).select_from(documents).where(documents.c.collection_id == row.id)
     )
@@ -77,4 +72,4 @@ async def remove(conn: AsyncConnection, name: str) -> None:
         delete(collections).where(collections.c.name == name).returning(collections.c.id)
     )
     if gone.first() is None:
-        raise not_found(name)
+        raise CollectionNotFoundError(name)

@@ -31,11 +31,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.common.jsonbody import JsonValueError, loads
-from services.common.problems import Problem
 from services.ml.data import checked_document
+from services.ml.errors import (
+    CollectionNotFoundError,
+    DocumentExistsError,
+    DocumentNotFoundError,
+    StoreError,
+    VersionMismatchError,
+)
 from services.ml.models import documents
 from services.ml.params import invalid, merge_patch
-from services.ml.store import collections
 from services.ml.store.engine import sqlstate
 
 FOREIGN_KEY_VIOLATION = "23503"
@@ -46,18 +51,6 @@ _COLUMNS = (
     documents.c.created_at,
     documents.c.updated_at,
 )
-
-
-def not_found(doc_id: str) -> Problem:
-    """404 ``document-not-found``."""
-    return Problem(404, "document-not-found", f"document {doc_id!r} does not exist")
-
-
-def version_mismatch(current: int) -> Problem:
-    """412 ``version-mismatch``."""
-    return Problem(
-        412, "version-mismatch", f"document version is {current}", headers={"ETag": f'"{current}"'}
-    )
 
 
 def as_document(row: RowMapping, collection: str) -> dict[str, Any]:
@@ -73,9 +66,10 @@ def _at_version(expected: int) -> ColumnElement[bool]:
 async def create(
     conn: AsyncConnection, cid: int, collection: str, data: dict[str, Any], doc_id: str | None
 ) -> dict[str, Any]:
-    """Insert one document (id generated unless given); 409 if the id is taken.
+    """Insert one document (id generated unless given); the id must be free.
 
-    404 if the collection was deleted since ``cid`` was read (its foreign key fails).
+    The collection is not found if it was deleted since ``cid`` was read (its foreign
+    key fails).
     """
     try:
         row = (
@@ -88,33 +82,35 @@ async def create(
         ).first()
     except exc.IntegrityError as error:
         if sqlstate(error) == FOREIGN_KEY_VIOLATION:
-            raise collections.not_found(collection) from None
+            raise CollectionNotFoundError(collection) from None
         raise
     if row is None:
-        raise Problem(409, "document-exists", f"document {doc_id!r} already exists")
+        raise DocumentExistsError(doc_id)
     return as_document(row._mapping, collection)
 
 
 async def get(conn: AsyncConnection, cid: int, collection: str, doc_id: str) -> dict[str, Any]:
-    """One document or 404."""
+    """One document."""
     row = (
         await conn.execute(
             select(*_COLUMNS).where(documents.c.collection_id == cid, documents.c.id == doc_id)
         )
     ).first()
     if row is None:
-        raise not_found(doc_id)
+        raise DocumentNotFoundError(doc_id)
     return as_document(row._mapping, collection)
 
 
-async def _explain_miss(conn: AsyncConnection, cid: int, doc_id: str) -> Problem:
-    """Why a conditional write matched no row: missing (404) or stale (412)."""
+async def _explain_miss(conn: AsyncConnection, cid: int, doc_id: str) -> StoreError:
+    """Why a conditional write matched no row: missing, or at another version."""
     current = await conn.scalar(
         select(documents.c.version).where(
             documents.c.collection_id == cid, documents.c.id == doc_id
         )
     )
-    return not_found(doc_id) if current is None else version_mismatch(int(current))
+    if current is None:
+        return DocumentNotFoundError(doc_id)
+    return VersionMismatchError(int(current))
 
 
 async def replace(
@@ -158,9 +154,9 @@ async def patch(
         )
     ).first()
     if current is None:
-        raise not_found(doc_id)
+        raise DocumentNotFoundError(doc_id)
     if expected is not None and current.version != expected:
-        raise version_mismatch(current.version)
+        raise VersionMismatchError(current.version)
     try:
         stored = loads(current.data)
     except JsonValueError as exc:  # stored before today's limits (e.g. nested too deeply)

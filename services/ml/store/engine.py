@@ -1,4 +1,4 @@
-"""The engine, its pool, and how database failures become problems.
+"""The engine, its pool, and how database failures become store errors.
 
 SQLAlchemy's asyncio engine owns the pool (size, overflow, checkout timeout, pre-ping so
 a restarted PostgreSQL is noticed at checkout, not mid-request). Bulk paths take the
@@ -16,9 +16,9 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from services.common import problems
 from services.common.jsonbody import dumps_value, loads
 from services.common.problems import Problem
+from services.ml.errors import StoreError, StoreUnavailableError
 from services.ml.settings import MlDatabaseSettings
 from services.ml.store.redact import is_database_error, redacted
 
@@ -96,19 +96,19 @@ def is_unavailable(error: BaseException) -> bool:
 
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
-    """Turn "database unavailable" failures into 503 ``store-unavailable``.
+    """Turn "database unavailable" failures into :class:`StoreUnavailableError`.
 
     Any other database error goes on as a :class:`~services.ml.store.redact.DatabaseError`
     (a 500 whose log names no data).
     """
     try:
         yield
-    except Problem:
+    except (Problem, StoreError):
         raise
     except Exception as error:
         if is_unavailable(error):
             logger.warning("store unavailable: %s", type(error).__name__)
-            raise problems.store_unavailable("document store") from None
+            raise StoreUnavailableError() from None
         if is_database_error(error):
             raise redacted(error) from None
         raise
@@ -120,7 +120,6 @@ class Store:
     def __init__(
         self, settings: MlDatabaseSettings, on_pool_change: Callable[[int], None] | None = None
     ) -> None:
-        self.settings = settings
         self.engine = create_engine(settings)
         # Reads go to the replicas when configured (a second pool of the same size).
         self.reader = (

@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from services.common.jsonbody import dumps_value
+from services.ml.errors import CollectionNotFoundError
 from services.ml.params import DocumentQuery, FieldTree
-from services.ml.store.collections import not_found
 
 # jsonb_build_object takes at most 100 arguments (PostgreSQL's function-argument limit),
 # i.e. 50 keys; wider projections are built from chunks joined with ``||``.
@@ -130,10 +130,10 @@ def next_rows(size: int, count: int, budget: int, cap: int) -> int:
 
 
 async def collection_id(pg: asyncpg.Connection, name: str) -> int:
-    """The collection's id or 404 (on the raw connection, inside its snapshot)."""
+    """The collection's id (on the raw connection, inside its snapshot)."""
     found = await pg.fetchval("SELECT id FROM ml_collections WHERE name = $1", name)
     if found is None:
-        raise not_found(name)
+        raise CollectionNotFoundError(name)
     return int(found)
 
 

@@ -39,10 +39,14 @@ def cache_service(
     service.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rw_token(make_token: TokenFactory) -> str:
-    """A token with both cache scopes."""
-    return make_token("cache", "cache:read", "cache:write")
+    """A token with both cache scopes, valid for an hour from the module's start.
+
+    Minted per module, not per session: a session-wide token expired mid-run whenever the
+    modules before took longer than its lifetime, failing whichever modules came late.
+    """
+    return make_token("cache", "cache:read", "cache:write", ttl=3600)
 
 
 @pytest.fixture

@@ -82,8 +82,8 @@ def sentinel_service(
 
 @pytest.fixture(scope="module")
 def token(make_token: TokenFactory) -> str:
-    """Both cache scopes."""
-    return make_token("cache", "cache:read", "cache:write")
+    """Both cache scopes, for as long as the module's failovers may take on a busy machine."""
+    return make_token("cache", "cache:read", "cache:write", ttl=3600)
 
 
 def counter_value(servers: SentinelSet, name: str) -> int:

@@ -41,7 +41,15 @@ def test_value_without_ttl_outlives_a_ttl_value(client: httpx.Client, key: str) 
 
 def test_mset_ttl_expires_every_key(client: httpx.Client, key: str) -> None:
     names = [f"{key}-{i}" for i in range(3)]
-    client.post("/v1/kv:mset", json={"items": dict.fromkeys(names, 1), "ttl": 1})
+    # 2 s, not 1: the checks below must see every key before any can expire.
+    stored = client.post("/v1/kv:mset", json={"items": dict.fromkeys(names, 7), "ttl": 2})
+    assert stored.status_code == 200, stored.text
+    # Every key was written, with the batch's value and a TTL: gone later because it expired.
+    for name in names:
+        entry = client.get(f"/v1/kv/{name}")
+        assert entry.status_code == 200, name
+        assert entry.json()["value"] == 7
+        assert entry.json()["ttl"] in (0, 1, 2)
 
     def all_gone() -> bool:
         values = client.post("/v1/kv:mget", json={"keys": names}).json()["values"]

@@ -1,4 +1,10 @@
-"""The critical service against a real PostgreSQL: in-process (Flask client) and under gunicorn."""
+"""The critical service against a real PostgreSQL: in-process (Flask client) and under gunicorn.
+
+The ledger is migrated once per session into a template database; each test module gets
+its own clone of it (tests/support/databases.py), and the app, engines and gunicorn of a
+module use that clone only. A module's tests still make their own accounts: tests inside
+a module run in any order (pytest-randomly).
+"""
 
 from __future__ import annotations
 
@@ -16,11 +22,13 @@ from services.critical.app import create_app
 from services.critical.migrate import migrate
 from services.critical.settings import CriticalSettings
 from services.devstack.postgres import PostgresServer
+from tests.support.databases import drop_database, module_database
 from tests.support.process import ServiceProcess
 
 OWNER_PASSWORD = "owner-test-password"
 APP_PASSWORD = "app-test-password"
 ALL = ("accounts:read", "accounts:write", "transfers:write", "ledger:admin")
+TEMPLATE = "strata_critical_template"
 
 
 def critical_settings(pg: PostgresServer, database: str, **overrides: Any) -> CriticalSettings:
@@ -58,15 +66,32 @@ def service_env(settings: CriticalSettings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def critical_settings_migrated(postgres_server: PostgresServer) -> CriticalSettings:
-    """A migrated ledger database shared by the session (tests make their own accounts)."""
-    create_database(postgres_server, "strata_critical")
-    settings = critical_settings(postgres_server, "strata_critical")
-    migrate(settings)
-    return settings
+def critical_template(postgres_server: PostgresServer) -> Iterator[str]:
+    """The ledger database migrated once per session: the template of every module's own.
+
+    Named per session, so that sessions sharing one server (``make mutation``) never meet.
+    """
+    name = f"{TEMPLATE}_{uuid.uuid4().hex[:8]}"
+    create_database(postgres_server, name)
+    migrate(critical_settings(postgres_server, name))  # disposes its engine: no one stays
+    yield name
+    drop_database(postgres_server, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def critical_settings_migrated(
+    postgres_server: PostgresServer, critical_template: str, request: pytest.FixtureRequest
+) -> Iterator[CriticalSettings]:
+    """This module's own migrated ledger database (a clone of the template), dropped after."""
+    with module_database(
+        postgres_server, critical_template, request.module, prefix="crit", owner="strata_owner"
+    ) as database:
+        # The clone has the tables, rows and grants. Of the database's own ACL, which a
+        # clone does not copy, migrate grants only CONNECT, which PUBLIC holds by default.
+        yield critical_settings(postgres_server, database)
+
+
+@pytest.fixture(scope="module")
 def app(critical_settings_migrated: CriticalSettings) -> Iterator[Flask]:
     """The app, in process, on the runtime role."""
     application = create_app(critical_settings_migrated)
@@ -80,7 +105,7 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def owner_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engine]:
     """The owner role's engine, for reading the ledger behind the API's back."""
     engine = create_engine(critical_settings_migrated.url(migration=True))
@@ -88,7 +113,7 @@ def owner_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engin
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runtime_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Engine]:
     """The runtime role's engine: what the service itself (or whoever holds it) may do."""
     engine = create_engine(critical_settings_migrated.url())
@@ -96,11 +121,11 @@ def runtime_engine(critical_settings_migrated: CriticalSettings) -> Iterator[Eng
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gunicorn(
     critical_settings_migrated: CriticalSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """The service under gunicorn with two workers."""
+    """The service under gunicorn with two workers, on this module's database."""
     server = ServiceProcess(
         "critical", service_env(critical_settings_migrated), tmp_path_factory.mktemp("gunicorn")
     ).start()

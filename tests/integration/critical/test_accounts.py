@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 PROBLEM = "application/problem+json"
 
@@ -55,7 +58,10 @@ def test_list_pages_through_an_owner_s_accounts_in_creation_order(
     client: FlaskClient, auth, account
 ) -> None:
     owner = f"pager-{uuid.uuid4().hex[:6]}"
-    made = [account(owner=owner)["id"] for _ in range(5)]
+    made, others = [], []
+    for _ in range(5):  # another owner's accounts in between: the filter must drop them
+        made.append(account(owner=owner)["id"])
+        others.append(account(owner=f"other-{uuid.uuid4().hex[:6]}")["id"])
     seen: list[str] = []
     cursor = None
     pages = 0
@@ -69,6 +75,11 @@ def test_list_pages_through_an_owner_s_accounts_in_creation_order(
             break
     assert seen == made
     assert pages == 3
+    everyone = client.get("/v1/accounts?limit=1000", headers=auth("accounts:read")).json
+    listed = [item["id"] for item in everyone["items"]]
+    assert [i for i in listed if i in made or i in others] == [
+        i for pair in zip(made, others, strict=True) for i in pair
+    ]
 
 
 def test_list_rejects_bad_limit_and_cursor(client: FlaskClient, auth) -> None:
@@ -81,13 +92,16 @@ def test_list_rejects_bad_limit_and_cursor(client: FlaskClient, auth) -> None:
     assert response.json["type"] == "urn:strata:problem:invalid-cursor"
 
 
-def test_patch_status_with_if_match(client: FlaskClient, auth, account) -> None:
+def test_patch_status_with_if_match(
+    client: FlaskClient, auth, account, owner_engine: Engine
+) -> None:
     created = account()
     url = f"/v1/accounts/{created['id']}"
     admin = auth("ledger:admin")
     stale = client.patch(url, json={"status": "frozen"}, headers={**admin, "If-Match": '"7"'})
     assert stale.status_code == 412
     assert stale.json["type"] == "urn:strata:problem:version-mismatch"
+    assert stale.json["detail"] == "account is at version 1, not 7"
     assert client.get(url, headers=auth()).json["status"] == "active"
 
     ok = client.patch(url, json={"status": "frozen"}, headers={**admin, "If-Match": '"1"'})
@@ -97,6 +111,19 @@ def test_patch_status_with_if_match(client: FlaskClient, auth, account) -> None:
     # Without If-Match the change is unconditional.
     again = client.patch(url, json={"status": "active"}, headers=admin)
     assert (again.status_code, again.json["version"]) == (200, 3)
+    # Each change is audited with the status before and after (the refused one is not).
+    with owner_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT action, details FROM audit_log WHERE resource = :r "
+                "AND action = 'account.status' ORDER BY id"
+            ),
+            {"r": f"accounts/{created['id']}"},
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("account.status", {"before": "active", "after": "frozen"}),
+        ("account.status", {"before": "frozen", "after": "active"}),
+    ]
 
 
 def test_patch_requires_a_known_status(client: FlaskClient, auth, account) -> None:
@@ -108,17 +135,33 @@ def test_patch_requires_a_known_status(client: FlaskClient, auth, account) -> No
     assert response.json["errors"][0]["loc"] == ["body", "status"]
 
 
-def test_an_account_with_money_cannot_close(client: FlaskClient, auth, account) -> None:
-    funded = account(balance=5)
+@pytest.mark.parametrize("balance", [1, 5])
+def test_an_account_with_money_cannot_close(
+    client: FlaskClient, auth, account, balance: int
+) -> None:
+    funded = account(balance=balance)
     response = client.patch(
         f"/v1/accounts/{funded['id']}", json={"status": "closed"}, headers=auth("ledger:admin")
     )
     assert response.status_code == 409
     assert response.json["type"] == "urn:strata:problem:account-not-empty"
+    assert response.json["detail"] == "only an account with a zero balance can close"
+
+
+def test_an_empty_account_closes(client: FlaskClient, auth, account) -> None:
+    empty = account()
+    response = client.patch(
+        f"/v1/accounts/{empty['id']}", json={"status": "closed"}, headers=auth("ledger:admin")
+    )
+    assert response.status_code == 200, response.json
+    assert (response.json["status"], response.json["version"]) == ("closed", 2)
 
 
 def test_patch_unknown_account_is_404(client: FlaskClient, auth) -> None:
+    unknown = uuid.uuid4()
     response = client.patch(
-        f"/v1/accounts/{uuid.uuid4()}", json={"status": "frozen"}, headers=auth("ledger:admin")
+        f"/v1/accounts/{unknown}", json={"status": "frozen"}, headers=auth("ledger:admin")
     )
     assert response.status_code == 404
+    assert response.json["type"] == "urn:strata:problem:account-not-found"
+    assert response.json["detail"] == f"account {unknown} does not exist"

@@ -26,12 +26,30 @@ ENDPOINTS = [
     ("GET", f"/v1/transfers/{ID}", None, "accounts:read"),
 ]
 ALL_SCOPES = {"accounts:read", "accounts:write", "transfers:write", "ledger:admin"}
+# What each endpoint answers once its scope lets the request through: (status, problem slug).
+PAST_AUTH = {
+    ("POST", "/v1/accounts"): (201, None),
+    ("GET", "/v1/accounts"): (200, None),
+    ("GET", f"/v1/accounts/{ID}"): (404, "account-not-found"),
+    ("PATCH", f"/v1/accounts/{ID}"): (404, "account-not-found"),
+    ("POST", f"/v1/accounts/{ID}/deposits"): (404, "account-not-found"),
+    ("POST", f"/v1/accounts/{ID}/withdrawals"): (404, "account-not-found"),
+    ("GET", f"/v1/accounts/{ID}/entries"): (404, "account-not-found"),
+    ("POST", "/v1/transfers"): (404, "account-not-found"),
+    ("GET", f"/v1/transfers/{ID}"): (404, "transfer-not-found"),
+}
 
 
 def _call(client: FlaskClient, method: str, path: str, body, headers: dict[str, str]):
     return client.open(
         path, method=method, json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
     )
+
+
+def _slug(response) -> str | None:
+    if response.content_type != "application/problem+json":
+        return None
+    return str(response.json["type"]).removeprefix("urn:strata:problem:")
 
 
 @pytest.mark.parametrize(("method", "path", "body", "scope"), ENDPOINTS)
@@ -69,7 +87,9 @@ def test_missing_scope_is_403(client, make_token, method, path, body, scope) -> 
 def test_the_right_scope_alone_gets_past_auth(client, make_token, method, path, body, scope):
     token = make_token("critical", scope)
     response = _call(client, method, path, body, {"Authorization": f"Bearer {token}"})
-    assert response.status_code not in (401, 403)
+    # Past authentication the route does its own work: the answer it owes these inputs
+    # (nothing exists under ID), not merely "not 401/403" (a 500 is no pass).
+    assert (response.status_code, _slug(response)) == PAST_AUTH[method, path], response.json
 
 
 def test_wrong_signature_and_garbage_are_401(client: FlaskClient, make_token) -> None:

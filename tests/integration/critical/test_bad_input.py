@@ -67,7 +67,9 @@ def test_bad_transfer_fields_are_422_and_write_nothing(
 
 
 def test_missing_fields_are_listed(client: FlaskClient, auth) -> None:
-    response = client.post("/v1/transfers", json={}, headers=auth(**{"Idempotency-Key": "m"}))
+    response = client.post(
+        "/v1/transfers", json={}, headers=auth(**{"Idempotency-Key": uuid.uuid4().hex})
+    )
     assert response.status_code == 422
     locs = {tuple(e["loc"]) for e in response.json["errors"]}
     assert {

@@ -89,9 +89,13 @@ def test_parallel_transfers_keep_every_invariant(
             )
         ).all()
         assert bad == []
+        # Only this test's transfers: others in the module (any order) move CHF too.
         moved = conn.execute(
-            text("SELECT count(*) FROM transfers WHERE kind = 'transfer' AND currency = :c"),
-            {"c": currency},
+            text(
+                "SELECT count(*) FROM transfers WHERE kind = 'transfer' "
+                "AND from_account = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
         ).scalar_one()
         assert moved == statuses.count(201)
         # Customer balances plus the external account are constant (zero-sum ledger).

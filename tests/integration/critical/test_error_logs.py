@@ -14,21 +14,19 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from services.critical.migrate import migrate
+from services.critical.settings import CriticalSettings
 from services.devstack.postgres import PostgresServer
-from tests.integration.critical.conftest import create_database, critical_settings, service_env
+from tests.integration.critical.conftest import service_env
 from tests.support.process import ServiceProcess
-
-DATABASE = "strata_critical_logs"
 
 
 @pytest.fixture(scope="module")
 def server(
-    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: PostgresServer,
+    critical_settings_migrated: CriticalSettings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
-    create_database(postgres_server, DATABASE)
-    settings = critical_settings(postgres_server, DATABASE)
-    migrate(settings)
+    settings = critical_settings_migrated
     for statement in (
         "CREATE UNIQUE INDEX surprise_one_account_per_owner ON accounts (owner)",
         """CREATE FUNCTION surprise_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -39,7 +37,7 @@ def server(
         """CREATE TRIGGER surprise_refuse BEFORE INSERT ON transfers FOR EACH ROW
            WHEN (NEW.reference LIKE 'refuse-%') EXECUTE FUNCTION surprise_refuse()""",
     ):
-        postgres_server.psql(statement, database=DATABASE)
+        postgres_server.psql(statement, database=settings.database_name)
     process = ServiceProcess(
         "critical", service_env(settings), tmp_path_factory.mktemp("logs"), workers=1
     )

@@ -186,7 +186,7 @@ def test_unstorable_token_subject_is_401(
     response = client.post(
         "/v1/transfers",
         json={"from_account": a["id"], "to_account": b["id"], "amount": 1, "currency": "EUR"},
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k"},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
     )
     _problem(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -199,7 +199,7 @@ def test_longest_storable_subject_works(client: FlaskClient, make_token, account
     response = client.post(
         "/v1/transfers",
         json={"from_account": a["id"], "to_account": b["id"], "amount": 1, "currency": "EUR"},
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k"},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
     )
     assert response.status_code == 201
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pathlib
 import re
+import time
 
+import psutil
 import requests
 
 from tests.support.process import ServiceProcess
@@ -46,17 +48,31 @@ def test_scrape_sums_all_workers_with_route_templates(gunicorn: ServiceProcess, 
 
 
 def test_metrics_files_come_from_more_than_one_worker(gunicorn: ServiceProcess) -> None:
-    directory = gunicorn.env["PROMETHEUS_MULTIPROC_DIR"]
-    for _ in range(20):
-        requests.get(f"{gunicorn.base_url}/livez")
-    counters = list(pathlib.Path(directory).glob("counter_*.db"))
-    assert len(counters) >= 2, counters
+    """Every worker writes its own files into the shared multiprocess directory.
+
+    Which worker accepts a connection is the kernel's choice (often the same one on an idle
+    machine), so requests cannot be steered to both. Each worker's event loop publishes its
+    connection gauges within a second of starting, request or not: wait for a file of each
+    worker's pid.
+    """
+    assert gunicorn.process is not None
+    workers = {child.pid for child in psutil.Process(gunicorn.process.pid).children()}
+    assert len(workers) == 2, workers
+    directory = pathlib.Path(gunicorn.env["PROMETHEUS_MULTIPROC_DIR"])
+
+    def writers() -> set[int]:
+        # <type>[_<mode>]_<pid>.db, e.g. gauge_livesum_1234.db
+        return {int(path.stem.rsplit("_", 1)[1]) for path in directory.glob("*.db")}
+
+    deadline = time.monotonic() + 15
+    while not workers <= writers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers <= writers(), (workers, sorted(p.name for p in directory.iterdir()))
 
 
 def test_a_client_gone_mid_body_is_counted_as_499_not_5xx(gunicorn: ServiceProcess, auth) -> None:
     """Aborted requests are recorded apart (499), so they cannot fire the 5xx alert."""
     import socket
-    import time
 
     base = gunicorn.base_url
     route = "/v1/accounts"

@@ -7,10 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-
-from services.critical.api.query import ALLOWED
 
 
 @pytest.fixture
@@ -75,11 +72,3 @@ def test_documented_parameters_still_apply(client: FlaskClient, auth, account) -
 
 def test_authentication_comes_first(client: FlaskClient) -> None:
     assert client.get("/v1/accounts?limt=1").status_code == 401
-
-
-def test_every_v1_route_is_in_the_table(app: Flask) -> None:
-    # A route the OpenAPI document forgot would take no parameters at all: catch it here.
-    for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/v1"):
-            for method in rule.methods - {"HEAD", "OPTIONS"}:
-                assert (method, rule.rule) in ALLOWED, (method, rule.rule)

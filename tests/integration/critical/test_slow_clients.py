@@ -84,8 +84,8 @@ def worker_rss_mib(server: ServiceProcess) -> list[float]:
 @pytest.fixture(scope="module")
 def ops(server: ServiceProcess, make_token: Callable[..., str]) -> dict[str, Callable[[], int]]:
     """The requests a normal client makes, each on a new connection; returns its status."""
-    token = make_token(
-        "critical", "accounts:read", "accounts:write", "transfers:write", "ledger:admin"
+    token = make_token(  # valid for the whole module, however slow the machine
+        "critical", "accounts:read", "accounts:write", "transfers:write", "ledger:admin", ttl=3600
     )
     auth = {"Authorization": f"Bearer {token}"}
     base = server.base_url

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -58,70 +60,72 @@ def test_error_slugs(client: FlaskClient, auth, account) -> None:
     frozen = account(balance=10)
     client.patch(f"/v1/accounts/{frozen['id']}", json={"status": "frozen"}, headers=auth())
     h = auth("transfers:write")
+    unknown = str(uuid.uuid4())
+
+    def body(source: dict, target: str, amount: int = 1, currency: str = "EUR") -> dict:
+        return {
+            "from_account": source["id"],
+            "to_account": target,
+            "amount": amount,
+            "currency": currency,
+        }
+
+    # (request, status, slug, detail): the detail is what the client reads.
     cases = [
         (
-            {"from_account": rich["id"], "to_account": poor["id"], "amount": 11, "currency": "EUR"},
+            body(rich, poor["id"], 11),
             409,
             "insufficient-funds",
+            f"account {rich['id']} has insufficient funds",
         ),
         (
-            {
-                "from_account": frozen["id"],
-                "to_account": poor["id"],
-                "amount": 1,
-                "currency": "EUR",
-            },
+            body(frozen, poor["id"]),
             409,
             "account-not-active",
+            f"account {frozen['id']} is frozen",
         ),
         (
-            {
-                "from_account": poor["id"],
-                "to_account": frozen["id"],
-                "amount": 1,
-                "currency": "EUR",
-            },
+            body(poor, frozen["id"]),
             409,
             "account-not-active",
+            f"account {frozen['id']} is frozen",
         ),
         (
-            {
-                "from_account": rich["id"],
-                "to_account": dollars["id"],
-                "amount": 1,
-                "currency": "EUR",
-            },
+            body(rich, dollars["id"]),
             422,
             "currency-mismatch",
+            "transfer currency EUR does not match both accounts (EUR, USD)",
         ),
         (
-            {"from_account": rich["id"], "to_account": poor["id"], "amount": 1, "currency": "USD"},
+            body(rich, poor["id"], currency="USD"),
             422,
             "currency-mismatch",
+            "transfer currency USD does not match both accounts (EUR, EUR)",
         ),
         (
-            {"from_account": rich["id"], "to_account": rich["id"], "amount": 1, "currency": "EUR"},
+            body(rich, rich["id"]),
             422,
             "same-account",
+            "from_account and to_account must differ",
         ),
         (
-            {
-                "from_account": rich["id"],
-                "to_account": str(uuid.uuid4()),
-                "amount": 1,
-                "currency": "EUR",
-            },
+            body(rich, unknown),
             404,
             "account-not-found",
+            f"account {unknown} does not exist",
         ),
     ]
-    for body, status, slug in cases:
-        response = _transfer(client, h, **body)
-        assert (response.status_code, response.json["type"]) == (
+    for request, status, slug, detail in cases:
+        response = _transfer(client, h, **request)
+        assert (response.status_code, response.json["type"], response.json["detail"]) == (
             status,
             f"urn:strata:problem:{slug}",
-        ), body
+            detail,
+        ), request
     assert client.get(f"/v1/accounts/{rich['id']}", headers=auth()).json["balance"] == 10
+    # The whole balance, to the last unit, may go.
+    assert _transfer(client, h, **body(rich, poor["id"], 10)).status_code == 201
+    assert client.get(f"/v1/accounts/{rich['id']}", headers=auth()).json["balance"] == 0
 
 
 def test_missing_idempotency_key_is_400(client: FlaskClient, auth, account) -> None:
@@ -131,6 +135,7 @@ def test_missing_idempotency_key_is_400(client: FlaskClient, auth, account) -> N
     )
     assert response.status_code == 400
     assert response.json["type"] == "urn:strata:problem:idempotency-key-missing"
+    assert response.json["detail"] == "the Idempotency-Key header is required"
 
 
 def test_overlong_idempotency_key_is_422(client: FlaskClient, auth, account) -> None:
@@ -145,6 +150,26 @@ def test_overlong_idempotency_key_is_422(client: FlaskClient, auth, account) -> 
         currency="EUR",
     )
     assert response.status_code == 422
+    assert response.json["type"] == "urn:strata:problem:validation-failed"
+    assert response.json["detail"] == "invalid Idempotency-Key"
+    assert response.json["errors"] == [
+        {"loc": ["header", "Idempotency-Key"], "msg": "must be 1..255 printable characters"}
+    ]
+
+
+@pytest.mark.parametrize("length", [1, 255])
+def test_keys_of_1_to_255_characters_are_accepted(
+    client: FlaskClient, auth, account, length: int
+) -> None:
+    a, b = account(balance=5), account()
+    # A subject of its own: keys are per subject, so even a 1-character key is fresh.
+    headers = auth(subject=f"len-{uuid.uuid4()}")
+    key = uuid.uuid4().hex.ljust(length, "k")[:length]
+    body = {"from_account": a["id"], "to_account": b["id"], "amount": 1, "currency": "EUR"}
+    first = _transfer(client, headers, key=key, **body)
+    again = _transfer(client, headers, key=key, **body)
+    assert (first.status_code, again.status_code) == (201, 201), first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_replay_returns_the_original_and_moves_nothing(client: FlaskClient, auth, account) -> None:
@@ -156,8 +181,9 @@ def test_replay_returns_the_original_and_moves_nothing(client: FlaskClient, auth
         "currency": "EUR",
         "reference": "x",
     }
-    first = _transfer(client, auth(), key="replay-1", **body)
-    second = _transfer(client, auth(), key="replay-1", **body)
+    key = f"replay-{uuid.uuid4()}"  # fresh: a key from an earlier run would replay that run
+    first = _transfer(client, auth(), key=key, **body)
+    second = _transfer(client, auth(), key=key, **body)
     assert (first.status_code, second.status_code) == (201, 201)
     assert first.json == second.json
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 30
@@ -166,9 +192,10 @@ def test_replay_returns_the_original_and_moves_nothing(client: FlaskClient, auth
 def test_replay_of_a_refusal_returns_the_same_refusal(client: FlaskClient, auth, account) -> None:
     a, b = account(balance=1), account()
     body = {"from_account": a["id"], "to_account": b["id"], "amount": 2, "currency": "EUR"}
-    first = _transfer(client, auth(), key="refused-1", **body)
+    key = f"refused-{uuid.uuid4()}"
+    first = _transfer(client, auth(), key=key, **body)
     client.post(f"/v1/accounts/{a['id']}/deposits", json={"amount": 10}, headers=auth())
-    second = _transfer(client, auth(), key="refused-1", **body)
+    second = _transfer(client, auth(), key=key, **body)
     assert first.status_code == second.status_code == 409
     assert first.json == second.json
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 11
@@ -176,10 +203,11 @@ def test_replay_of_a_refusal_returns_the_same_refusal(client: FlaskClient, auth,
 
 def test_same_key_different_body_is_422_reuse(client: FlaskClient, auth, account) -> None:
     a, b = account(balance=50), account()
+    key = f"reuse-{uuid.uuid4()}"
     _transfer(
         client,
         auth(),
-        key="reuse-1",
+        key=key,
         from_account=a["id"],
         to_account=b["id"],
         amount=1,
@@ -188,7 +216,7 @@ def test_same_key_different_body_is_422_reuse(client: FlaskClient, auth, account
     response = _transfer(
         client,
         auth(),
-        key="reuse-1",
+        key=key,
         from_account=a["id"],
         to_account=b["id"],
         amount=2,
@@ -196,16 +224,46 @@ def test_same_key_different_body_is_422_reuse(client: FlaskClient, auth, account
     )
     assert response.status_code == 422
     assert response.json["type"] == "urn:strata:problem:idempotency-key-reuse"
+    assert response.json["detail"] == (
+        "this Idempotency-Key was already used with a different request"
+    )
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 49
+
+
+def test_a_replay_may_order_the_body_differently(client: FlaskClient, auth, account) -> None:
+    """The same request re-serialised by another client library is still the same request."""
+    a, b = account(balance=50), account()
+    key = f"order-{uuid.uuid4()}"
+    fields = [
+        ("from_account", a["id"]),
+        ("to_account", b["id"]),
+        ("amount", 5),
+        ("currency", "EUR"),
+        ("reference", "ordered"),
+    ]
+    headers = auth(**{"Idempotency-Key": key, "Content-Type": "application/json"})
+    first = client.post("/v1/transfers", data=json.dumps(dict(fields)), headers=headers)
+    again = client.post("/v1/transfers", data=json.dumps(dict(fields[::-1])), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
+    assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 45
 
 
 def test_keys_are_scoped_to_the_token_subject(client: FlaskClient, auth, account) -> None:
     a, b = account(balance=50), account()
     body = {"from_account": a["id"], "to_account": b["id"], "amount": 5, "currency": "EUR"}
-    one = _transfer(client, auth(subject="alice"), key="shared-key", **body)
-    two = _transfer(client, auth(subject="bob"), key="shared-key", **body)
+    key = f"shared-{uuid.uuid4()}"
+    one = _transfer(client, auth(subject="alice"), key=key, **body)
+    two = _transfer(client, auth(subject="bob"), key=key, **body)
     assert (one.status_code, two.status_code) == (201, 201)
     assert one.json["id"] != two.json["id"]
+    # Each subject's replay finds its own outcome, not the other's.
+    for subject, original in (("alice", one), ("bob", two)):
+        replay = _transfer(client, auth(subject=subject), key=key, **body)
+        assert replay.status_code == 201, replay.json
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json == original.json
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 40
 
 

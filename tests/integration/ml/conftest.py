@@ -1,9 +1,13 @@
 """The ml service as a real Sanic server (2 workers) on the session's real PostgreSQL.
 
-The ml suite owns two roles and one database in the shared server, as the chart makes
-them: ``strata_ml_it_owner`` owns the database and runs ``migrate``, which creates the
-runtime role ``strata_ml_it`` the service connects as. Tests that stop PostgreSQL start
-their own server. Tests use unique collection names, so they share one service process.
+The ml suite owns two roles in the shared server, as the chart makes them:
+``strata_ml_it_owner`` owns the databases and runs ``migrate``, which creates the runtime
+role ``strata_ml_it`` the service connects as. The schema is migrated once per session into
+a template database; each test module gets its own clone of it (tests/support/databases.py)
+and its own service process on that clone. A module whose tests use the 200,000-document
+collection clones a second template that holds it (loaded once per session). Tests that
+stop PostgreSQL start their own server. Tests inside a module use unique collection names,
+so they run in any order (pytest-randomly).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 from services.devstack.postgres import PostgresServer
 from services.ml.settings import MlSettings
 from services.ml.store.schema import migrate
+from tests.support.databases import clone_database, drop_database, module_database
 from tests.support.http import ClientFactory, client_factory
 from tests.support.process import ServiceProcess
 
@@ -31,19 +36,20 @@ ROLE = "strata_ml_it"
 PASSWORD = "ml-integration-pw"
 OWNER = "strata_ml_it_owner"
 OWNER_PASSWORD = "ml-integration-owner-pw"
-DATABASE = "strata_ml_it"
+TEMPLATE = "strata_ml_it_template"
+BIG_TEMPLATE = "strata_ml_it_big_template"
 ALL_SCOPES = ("docs:read", "docs:write", "collections:admin")
 TokenFactory = Callable[..., str]
 
 
-def create_database(server: PostgresServer, name: str = DATABASE, owner: str = OWNER) -> None:
+def create_database(server: PostgresServer, name: str, owner: str = OWNER) -> None:
     """An owner role (not a superuser; it may create roles) and an empty database it owns."""
     if not server.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'").strip():
         server.psql(f"CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD '{OWNER_PASSWORD}'")
     server.psql(f"CREATE DATABASE {name} OWNER {owner}")
 
 
-def ml_env(server: PostgresServer, database: str = DATABASE, **extra: str) -> dict[str, str]:
+def ml_env(server: PostgresServer, database: str, **extra: str) -> dict[str, str]:
     """Service variables pointing at ``server``."""
     return {
         "STRATA_ML_DATABASE_HOST": "127.0.0.1",
@@ -65,29 +71,81 @@ def settings_for(env: dict[str, str]) -> MlSettings:
 
 
 @pytest.fixture(scope="session")
-def ml_db(postgres_server: PostgresServer) -> dict[str, str]:
-    """The migrated ml database (as the owner); returns the service environment for it."""
-    create_database(postgres_server)
-    env = ml_env(postgres_server)
-    asyncio.run(migrate(settings_for(env)))
-    return env
+def ml_template(postgres_server: PostgresServer) -> Iterator[str]:
+    """The schema migrated once per session: the template of every module's database.
+
+    Named per session, so that sessions sharing one server (``make mutation``) never meet.
+    """
+    name = f"{TEMPLATE}_{uuid.uuid4().hex[:8]}"
+    create_database(postgres_server, name)
+    asyncio.run(migrate(settings_for(ml_env(postgres_server, name))))
+    yield name
+    drop_database(postgres_server, name)
 
 
 @pytest.fixture(scope="session")
+def ml_big_template(postgres_server: PostgresServer, ml_template: str) -> Iterator[str]:
+    """The template plus :data:`BIG_NAME`'s 200,000 documents, loaded once with COPY."""
+    name = f"{BIG_TEMPLATE}_{uuid.uuid4().hex[:8]}"
+    clone_database(postgres_server, ml_template, name, OWNER)
+    asyncio.run(copy_documents(ml_env(postgres_server, name), BIG_NAME, BIG_ROWS))
+    yield name
+    drop_database(postgres_server, name)
+
+
+def _module_uses(request: pytest.FixtureRequest, fixture: str) -> bool:
+    """Whether any selected test of the requesting module uses ``fixture``."""
+    return any(
+        fixture in getattr(item, "fixturenames", ())
+        for item in request.session.items
+        if getattr(item, "module", None) is request.module
+    )
+
+
+@pytest.fixture(scope="module")
+def ml_database(
+    postgres_server: PostgresServer, ml_template: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """This module's own migrated database (a clone of a template), dropped after."""
+    template = (
+        request.getfixturevalue("ml_big_template")
+        if _module_uses(request, "big_collection")
+        else ml_template
+    )
+    with module_database(
+        postgres_server, template, request.module, prefix="ml", owner=OWNER
+    ) as database:
+        # A clone has the tables, rows and their grants, but not the database's own ACL
+        # (migrate revokes TEMPORARY from PUBLIC): migrate applies it as on any deployment.
+        asyncio.run(migrate(settings_for(ml_env(postgres_server, database))))
+        yield database
+
+
+@pytest.fixture(scope="module")
+def ml_db(postgres_server: PostgresServer, ml_database: str) -> dict[str, str]:
+    """The service environment for this module's database."""
+    return ml_env(postgres_server, ml_database)
+
+
+@pytest.fixture(scope="module")
 def ml_service(
     ml_db: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """One 2-worker server shared by the read/write tests."""
+    """This module's 2-worker server, on this module's database."""
     tmp: Path = tmp_path_factory.mktemp("ml")
     service = ServiceProcess("ml", ml_db, tmp, workers=2).start()
     yield service
     service.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def token(make_token: TokenFactory) -> str:
-    """A token with every ml scope."""
-    return make_token("ml", *ALL_SCOPES)
+    """A token with every ml scope, valid for an hour from the module's start.
+
+    Minted per module, not per session: a session-wide token expired mid-run whenever the
+    modules before took longer than its lifetime, failing whichever modules came late.
+    """
+    return make_token("ml", *ALL_SCOPES, ttl=3600)
 
 
 @pytest.fixture
@@ -124,7 +182,7 @@ BIG_NAME = "big-export"
 
 
 async def copy_documents(env: dict[str, str], name: str, rows: int, pad: int = 400) -> None:
-    """Load ``rows`` documents into collection ``name`` with COPY (ids d0000000, ...)."""
+    """Create collection ``name`` and load ``rows`` documents with COPY (ids d0000000, ...)."""
     import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(
@@ -135,7 +193,9 @@ async def copy_documents(env: dict[str, str], name: str, rows: int, pad: int = 4
         database=env["STRATA_ML_DATABASE_NAME"],
     )
     try:
-        cid = await conn.fetchval("SELECT id FROM ml_collections WHERE name = $1", name)
+        cid = await conn.fetchval(
+            "INSERT INTO ml_collections (name) VALUES ($1) RETURNING id", name
+        )
         filler = "x" * pad
         records = (
             (cid, f"d{i:07d}", f'{{"i": {i}, "group": {i % 10}, "pad": "{filler}"}}')
@@ -148,22 +208,24 @@ async def copy_documents(env: dict[str, str], name: str, rows: int, pad: int = 4
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def big_collection(ml_service: ServiceProcess, ml_db: dict[str, str], token: str) -> str:
-    """200,000 documents of ~450 bytes (~110 MB of NDJSON), loaded with COPY."""
-    with httpx.Client(
-        base_url=ml_service.base_url, headers={"Authorization": f"Bearer {token}"}
-    ) as c:
-        assert c.put(f"/v1/collections/{BIG_NAME}").status_code == 201
-    asyncio.run(copy_documents(ml_db, BIG_NAME, BIG_ROWS))
+@pytest.fixture(scope="module")
+def big_collection(postgres_server: PostgresServer, ml_database: str) -> str:
+    """200,000 documents of ~450 bytes (~110 MB of NDJSON), in this module's database.
+
+    ``ml_database`` cloned the big template because this fixture is among the module's.
+    """
+    found = postgres_server.psql(
+        f"SELECT count(*) FROM ml_collections WHERE name = '{BIG_NAME}'", ml_database
+    )
+    assert found.strip() == "1", "the module's database was not cloned from the big template"
     return BIG_NAME
 
 
-def open_transactions(server: PostgresServer, marker: str = "to_json(id)") -> int:
-    """Backends of the service that are inside a transaction running ``marker`` SQL."""
+def open_transactions(server: PostgresServer, database: str, marker: str = "to_json(id)") -> int:
+    """Backends of the service on ``database`` inside a transaction running ``marker`` SQL."""
     out = server.psql(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'strata-ml' "
-        f"AND datname = '{DATABASE}' AND xact_start IS NOT NULL "
+        f"AND datname = '{database}' AND xact_start IS NOT NULL "
         f"AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
     )
     return int(out.strip())
@@ -216,8 +278,10 @@ LARGE_NAME = "large-docs"
 LARGE_CHARS = 900_000
 
 
-@pytest.fixture(scope="session")
-def large_collection(postgres_server: PostgresServer, client_session: httpx.Client) -> str:
+@pytest.fixture(scope="module")
+def large_collection(
+    postgres_server: PostgresServer, ml_database: str, client_session: httpx.Client
+) -> str:
     """120 documents of ~0.9 MB each (~108 MB), generated inside PostgreSQL."""
     assert client_session.put(f"/v1/collections/{LARGE_NAME}").status_code == 201
     postgres_server.psql(
@@ -226,14 +290,14 @@ def large_collection(postgres_server: PostgresServer, client_session: httpx.Clie
         f"repeat(md5(g::text), {LARGE_CHARS // 32})) "
         f"FROM ml_collections c, generate_series(0, {LARGE_ROWS - 1}) g "
         f"WHERE c.name = '{LARGE_NAME}'",
-        DATABASE,
+        ml_database,
     )
     return LARGE_NAME
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client_session(ml_service: ServiceProcess, token: str) -> Iterator[httpx.Client]:
-    """A client of the shared server for session fixtures."""
+    """A client of this module's server for module fixtures."""
     with httpx.Client(
         base_url=ml_service.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as c:

@@ -43,7 +43,7 @@ IDS = [f"{m} {p.removeprefix('/v1/collections')}" for m, p, _, _ in ENDPOINTS]
 @pytest.fixture(scope="module", autouse=True)
 def _fixture_data(ml_service: ServiceProcess, make_token: TokenFactory) -> None:
     """The collection and documents the matrix touches."""
-    headers = {"Authorization": f"Bearer {make_token('ml', *ALL_SCOPES)}"}
+    headers = {"Authorization": f"Bearer {make_token('ml', *ALL_SCOPES, ttl=3600)}"}
     with httpx.Client(base_url=ml_service.base_url, headers=headers) as c:
         c.put(C)
         for doc_id in ("d1", "d2"):

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from services.devstack.postgres import PostgresServer
-from tests.integration.ml.conftest import DATABASE, LARGE_ROWS, RssSampler, slug
+from tests.integration.ml.conftest import LARGE_ROWS, RssSampler, slug
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,7 @@ def tiny_service(
 
 @pytest.fixture(scope="module")
 def mixed(
-    tiny_service: ServiceProcess, postgres_server: PostgresServer, token: str
+    tiny_service: ServiceProcess, postgres_server: PostgresServer, ml_database: str, token: str
 ) -> tuple[httpx.Client, str, dict[str, int], list[str]]:
     """Documents of 30 B .. 3 KB in random order; their sizes as PostgreSQL prints them."""
     client = httpx.Client(
@@ -154,7 +154,7 @@ def mixed(
     out = postgres_server.psql(
         "SELECT d.id || ' ' || octet_length(d.data::text) FROM ml_documents d "
         f"JOIN ml_collections c ON c.id = d.collection_id WHERE c.name = '{name}'",
-        DATABASE,
+        ml_database,
     )
     sizes = {doc_id: int(size) for doc_id, size in (row.split() for row in out.splitlines())}
     return client, name, sizes, ids

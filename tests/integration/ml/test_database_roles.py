@@ -19,7 +19,6 @@ import pytest
 
 from services.devstack.postgres import PostgresServer
 from tests.integration.ml.conftest import (
-    DATABASE,
     OWNER,
     OWNER_PASSWORD,
     PASSWORD,
@@ -130,7 +129,7 @@ def test_runtime_role_reads_and_writes_rows(ml_db: dict[str, str]) -> None:
 
 
 def test_runtime_role_is_plain_and_owns_nothing(
-    postgres_server: PostgresServer, ml_db: dict[str, str]
+    postgres_server: PostgresServer, ml_database: str
 ) -> None:
     attributes = postgres_server.psql(
         "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolcanlogin "
@@ -138,22 +137,26 @@ def test_runtime_role_is_plain_and_owns_nothing(
     ).strip()
     assert attributes == "f|f|f|f|f|t"
     owned = postgres_server.psql(
-        f"SELECT count(*) FROM pg_class WHERE relowner = '{ROLE}'::regrole", DATABASE
+        f"SELECT count(*) FROM pg_class WHERE relowner = '{ROLE}'::regrole", ml_database
     )
     assert owned.strip() == "0"
     table_owner = postgres_server.psql(
-        "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename LIKE 'ml_%'", DATABASE
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename LIKE 'ml_%'", ml_database
     )
     assert table_owner.strip() == OWNER
 
 
 def test_the_service_connects_as_the_runtime_role(
-    postgres_server: PostgresServer, ml_service: ServiceProcess, client: Any, collection: str
+    postgres_server: PostgresServer,
+    ml_database: str,
+    ml_service: ServiceProcess,
+    client: Any,
+    collection: str,
 ) -> None:
     assert client.get(f"/v1/collections/{collection}").status_code == 200
     users = postgres_server.psql(
         "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'strata-ml' "
-        f"AND datname = '{DATABASE}'"
+        f"AND datname = '{ml_database}'"
     )
     assert users.split() == [ROLE]
 
@@ -200,9 +203,9 @@ def test_migrate_refuses_a_powerful_runtime_role(
 
 
 def test_migrate_takes_back_wider_grants(
-    postgres_server: PostgresServer, ml_db: dict[str, str]
+    postgres_server: PostgresServer, ml_database: str, ml_db: dict[str, str]
 ) -> None:
-    postgres_server.psql(f"GRANT ALL ON ml_documents, ml_collections TO {ROLE}", DATABASE)
+    postgres_server.psql(f"GRANT ALL ON ml_documents, ml_collections TO {ROLE}", ml_database)
     assert as_runtime(ml_db, "SELECT 1 FROM ml_documents LIMIT 0") is None
     result = migrate(ml_db)
     assert result.returncode == 0, result.stderr
@@ -210,7 +213,7 @@ def test_migrate_takes_back_wider_grants(
     grants = postgres_server.psql(
         "SELECT table_name || ':' || privilege_type FROM information_schema.role_table_grants "
         f"WHERE grantee = '{ROLE}' ORDER BY 1",
-        DATABASE,
+        ml_database,
     )
     assert grants.split() == [
         "ml_collections:DELETE",
@@ -222,7 +225,7 @@ def test_migrate_takes_back_wider_grants(
         "SELECT table_name || '.' || column_name || ':' || privilege_type "
         "FROM information_schema.column_privileges WHERE grantee = "
         f"'{ROLE}' AND privilege_type IN ('INSERT', 'UPDATE') ORDER BY 1",
-        DATABASE,
+        ml_database,
     )
     assert columns.split() == [
         "ml_collections.name:INSERT",
@@ -238,7 +241,8 @@ def test_migrate_takes_back_wider_grants(
 def test_migrate_creates_the_role_and_rotates_its_password(
     postgres_server: PostgresServer,
 ) -> None:
-    database, role = "strata_ml_it_roles", f"ml_it_rt_{uuid.uuid4().hex[:8]}"
+    suffix = uuid.uuid4().hex[:8]
+    database, role = f"strata_ml_it_roles_{suffix}", f"ml_it_rt_{suffix}"
     create_database(postgres_server, database)
     env = ml_env(postgres_server, database, STRATA_ML_DATABASE_USER=role)
 

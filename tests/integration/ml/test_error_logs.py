@@ -1,38 +1,38 @@
 """A database error is logged without the document data or parameters it involved.
 
-A dedicated database and server: a CHECK constraint (added behind the service's back, as
-a schema drift or a DBA's rule might) refuses documents holding a key, so PostgreSQL
-fails the write with ``DETAIL: Failing row contains (... the document ...)`` and
-SQLAlchemy would add the bound parameters. The service answers a plain 500 and its log
+The module's own database and a dedicated server: a CHECK constraint (added behind the
+service's back, as a schema drift or a DBA's rule might) refuses documents holding a key,
+so PostgreSQL fails the write with ``DETAIL: Failing row contains (... the document ...)``
+and SQLAlchemy would add the bound parameters. The service answers a plain 500 and its log
 says what failed (SQLSTATE, table, constraint) and nothing of the data.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 
 from services.devstack.postgres import PostgresServer
-from services.ml.store.schema import migrate
-from tests.integration.ml.conftest import create_database, ml_env, settings_for, slug
+from tests.integration.ml.conftest import slug
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 CANARY = "canary-7e3a91-document-secret"
-DB = "strata_ml_it_logs"
 
 
 def test_database_errors_are_logged_without_data(
-    postgres_server: PostgresServer, tmp_path: Path, token: str
+    postgres_server: PostgresServer,
+    ml_database: str,
+    ml_db: dict[str, str],
+    tmp_path: Path,
+    token: str,
 ) -> None:
-    create_database(postgres_server, DB)
-    env = ml_env(postgres_server, DB, STRATA_ML_LOG_LEVEL="INFO")
-    asyncio.run(migrate(settings_for(env)))
+    env = {**ml_db, "STRATA_ML_LOG_LEVEL": "INFO"}
     postgres_server.psql(
-        "ALTER TABLE ml_documents ADD CONSTRAINT no_canary CHECK (NOT data ? 'canary')", DB
+        "ALTER TABLE ml_documents ADD CONSTRAINT no_canary CHECK (NOT data ? 'canary')",
+        ml_database,
     )
     service = ServiceProcess("ml", env, tmp_path, workers=1).start()
     headers = {"Authorization": f"Bearer {token}"}
@@ -71,4 +71,3 @@ def test_database_errors_are_logged_without_data(
             assert "table ml_documents" in line
     finally:
         service.stop()
-        postgres_server.psql(f"DROP DATABASE IF EXISTS {DB}")

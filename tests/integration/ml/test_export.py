@@ -61,14 +61,28 @@ def test_export_errors(client: httpx.Client, collection: str) -> None:
     bad = client.get(f"/v1/collections/{collection}/export", params={"filter": "[]"})
     assert bad.status_code == 422
     assert slug(bad) == "validation-failed"
-    cursor = client.get(f"/v1/collections/{collection}/export", params={"cursor": "e30"})
-    assert cursor.status_code in (400, 422)
+    # The export takes no cursor, even a perfectly valid one from a listing: 422, not a
+    # partial export (nor a 400 for a cursor it would otherwise have read).
+    docs = f"/v1/collections/{collection}/documents"
+    for i in range(3):
+        assert client.post(docs, json={"id": f"d{i}", "data": {"i": i}}).status_code == 201
+    page = client.get(docs, params={"limit": 1}).json()
+    assert page["next_cursor"]
+    export = f"/v1/collections/{collection}/export"
+    cursor = client.get(export, params={"cursor": page["next_cursor"]})
+    assert cursor.status_code == 422, cursor.text
+    assert slug(cursor) == "validation-failed"
+    assert [e["loc"] for e in cursor.json()["errors"]] == [["query", "cursor"]]
 
 
 def test_disconnect_leaves_no_open_transaction(
-    postgres_server: PostgresServer, ml_service: ServiceProcess, token: str, big_collection: str
+    postgres_server: PostgresServer,
+    ml_database: str,
+    ml_service: ServiceProcess,
+    token: str,
+    big_collection: str,
 ) -> None:
-    assert open_transactions(postgres_server) == 0
+    assert open_transactions(postgres_server, ml_database) == 0
     client = httpx.Client(
         base_url=ml_service.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
@@ -79,13 +93,13 @@ def test_disconnect_leaves_no_open_transaction(
     first = [next(lines) for _ in range(10)]
     assert all(line.startswith('{"id"') for line in first)
     # The export really is in flight: its snapshot transaction is open right now.
-    assert open_transactions(postgres_server) == 1
+    assert open_transactions(postgres_server, ml_database) == 1
     response.close()
     client.close()
     deadline = time.monotonic() + 20
-    while open_transactions(postgres_server) and time.monotonic() < deadline:
+    while open_transactions(postgres_server, ml_database) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert open_transactions(postgres_server) == 0
+    assert open_transactions(postgres_server, ml_database) == 0
     # The worker is healthy afterwards and its pool still works.
     with httpx.Client(
         base_url=ml_service.base_url, headers={"Authorization": f"Bearer {token}"}

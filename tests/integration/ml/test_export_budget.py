@@ -1,8 +1,8 @@
 """Exports cannot starve the rest of the service, and a client that stops reading is cut off.
 
-A dedicated one-worker server (so every connection meets the same budget) on the shared
-database: pool of 5, at most 2 exports at once, a 6 s send deadline. The export read
-here is the 200,000-document collection (~110 MB), far more than socket buffers hold.
+A dedicated one-worker server per test (so every connection meets the same budget) on the
+module's database: pool of 5, at most 2 exports at once, a 6 s send deadline. The export
+read here is the 200,000-document collection (~110 MB), far more than socket buffers hold.
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ RETRY_AFTER = "7"
 PROMPT = 5.0  # seconds: an ordinary request waiting for a pooled connection would get 503
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def budget_service(
     ml_db: dict[str, str], big_collection: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
+    """A fresh server per test: an export another test's client left can hold a slot (and
+    be counted as stalled) for up to the send deadline after its transaction ended, and
+    each test counts refusals and stalls from zero."""
     env = {
         **ml_db,
         "STRATA_ML_POOL_SIZE": str(POOL),
@@ -78,6 +81,7 @@ class SlowReader(threading.Thread):
 def test_exports_have_their_own_budget(
     budget_service: ServiceProcess,
     postgres_server: PostgresServer,
+    ml_database: str,
     big_collection: str,
     token: str,
 ) -> None:
@@ -94,7 +98,9 @@ def test_exports_have_their_own_budget(
         statuses = sorted(r.status or 0 for r in readers)
         assert statuses == [200] * EXPORTS + [429] * (POOL + 1 - EXPORTS)
         assert {r.retry_after for r in readers if r.status == 429} == {RETRY_AFTER}
-        wait_until(lambda: open_transactions(postgres_server) == EXPORTS, 30, "exports open")
+        wait_until(
+            lambda: open_transactions(postgres_server, ml_database) == EXPORTS, 30, "exports open"
+        )
 
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=budget_service.base_url, headers=headers, timeout=30) as c:
@@ -127,7 +133,8 @@ def test_exports_have_their_own_budget(
             assert refused.status_code == 429
             assert slug(refused) == "too-many-exports"
             assert refused.headers["retry-after"] == RETRY_AFTER
-            assert open_transactions(postgres_server) == EXPORTS  # the refusal took none
+            # the refusal took none
+            assert open_transactions(postgres_server, ml_database) == EXPORTS
             metrics = c.get("/metrics").text
             assert 'strata_ml_exports_refused_total{service="ml"} 5.0' in metrics
         assert all(r.is_alive() for r in readers if r.status == 200), "readers still streaming"
@@ -137,7 +144,7 @@ def test_exports_have_their_own_budget(
         for reader in readers:
             reader.join(30)
     # Both slots come back once their clients go.
-    wait_until(lambda: open_transactions(postgres_server) == 0, 30, "exports released")
+    wait_until(lambda: open_transactions(postgres_server, ml_database) == 0, 30, "exports released")
     again = [
         SlowReader(budget_service.base_url, token, f"/v1/collections/{big_collection}/export")
         for _ in range(EXPORTS)
@@ -154,10 +161,13 @@ def test_exports_have_their_own_budget(
 def test_a_client_that_stops_reading_is_cut_off(
     budget_service: ServiceProcess,
     postgres_server: PostgresServer,
+    ml_database: str,
     big_collection: str,
     token: str,
 ) -> None:
-    wait_until(lambda: open_transactions(postgres_server) == 0, 30, "no export running")
+    wait_until(
+        lambda: open_transactions(postgres_server, ml_database) == 0, 30, "no export running"
+    )
     request = (
         f"GET /v1/collections/{big_collection}/export HTTP/1.1\r\nHost: t\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
@@ -168,11 +178,11 @@ def test_a_client_that_stops_reading_is_cut_off(
         head = sock.recv(65536)
         assert head.startswith(b"HTTP/1.1 200"), head[:200]
         stopped = time.monotonic()  # from here on the client reads nothing
-        assert open_transactions(postgres_server) == 1, "the export is in flight"
+        assert open_transactions(postgres_server, ml_database) == 1, "the export is in flight"
         # Once the socket buffers are full the export waits on the client; after the send
         # deadline it is aborted and its snapshot and connection are released.
         waited = wait_until(
-            lambda: open_transactions(postgres_server) == 0,
+            lambda: open_transactions(postgres_server, ml_database) == 0,
             SEND_TIMEOUT + 30,
             "the stalled export's transaction ended",
         )
@@ -187,8 +197,12 @@ def test_a_client_that_stops_reading_is_cut_off(
         except ConnectionResetError:
             pass
         assert received < 100_000_000, "the export did not complete"
+    # httpx's default 5 s read timeout is no claim of this test (a loaded machine took
+    # longer to the first byte of a 110 MB export): only that the slot is free again.
     with httpx.Client(
-        base_url=budget_service.base_url, headers={"Authorization": f"Bearer {token}"}
+        base_url=budget_service.base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
     ) as c:
         assert 'strata_ml_exports_stalled_total{service="ml"} 1.0' in c.get("/metrics").text
         # Its slot is free again: two exports start.

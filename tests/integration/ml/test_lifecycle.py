@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.devstack.postgres import PostgresServer
-from tests.integration.ml.conftest import BIG_ROWS, DATABASE
+from tests.integration.ml.conftest import BIG_ROWS
 from tests.support.process import ROOT, ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_sigterm_drains_an_export_in_flight(
 
 
 def test_migrate_is_idempotent_and_safe_concurrently(
-    postgres_server: PostgresServer, ml_db: dict[str, str]
+    postgres_server: PostgresServer, ml_database: str, ml_db: dict[str, str]
 ) -> None:
     runs = [
         subprocess.Popen(
@@ -66,7 +66,7 @@ def test_migrate_is_idempotent_and_safe_concurrently(
         assert run.returncode == 0, out.decode()
         assert b"ml schema ready" in out
     indexes = postgres_server.psql(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = 'ml_documents' ORDER BY 1", DATABASE
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'ml_documents' ORDER BY 1", ml_database
     )
     assert "USING gin (data jsonb_path_ops)" in indexes
     assert "(collection_id, created_at, id)" in indexes

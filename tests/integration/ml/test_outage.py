@@ -40,9 +40,10 @@ def wait_for(predicate: object, timeout: float) -> bool:
 def test_database_outage_and_recovery(
     own_postgres: PostgresServer, tmp_path: Path, token: str
 ) -> None:
-    create_database(own_postgres)
+    create_database(own_postgres, "strata_ml_it")
     env = ml_env(
         own_postgres,
+        "strata_ml_it",
         STRATA_ML_POOL_TIMEOUT="1",
         STRATA_ML_CONNECT_TIMEOUT="1",
         STRATA_ML_STATEMENT_TIMEOUT_MS="2000",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
+from pydantic import BaseModel
 
 from services.cache.schemas import (
     IncrRequest,
@@ -11,10 +14,18 @@ from services.cache.schemas import (
     check_batch,
     check_key,
     encode_value,
-    parse_body,
     path_key,
 )
+from services.common.endpoint import Body
+from services.common.jsonbody import parse_json
 from services.common.problems import Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], body: bytes, media: str | None) -> M:
+    """A body as the Sanic glue reads it: parsed, then validated against the model."""
+    return Body(model, lambda: parse_json(body, media))()
 
 
 @pytest.mark.parametrize("key", ["a", "x" * 512, "a:b/c?d#e%f", "é" * 256, "✓", "emoji-🙂"])

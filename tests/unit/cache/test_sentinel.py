@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio.sentinel import MasterNotFoundError
 
+from services.cache.errors import StoreUnavailableError
 from services.cache.sentinel import pool_options
 from services.cache.settings import CacheSettings, parse_address
-from services.cache.store import CacheStore, StoreUnavailable
+from services.cache.store import CacheStore
 from services.common.metrics import Metrics
 
 
@@ -89,7 +90,7 @@ def test_no_sentinel_answers_every_call_is_a_fast_503_and_not_ready() -> None:
         try:
             for call in (store.get("k"), store.put("k", b"1", None, only_if_absent=False)):
                 started = time.monotonic()
-                with pytest.raises(StoreUnavailable):
+                with pytest.raises(StoreUnavailableError):
                     await call
                 assert time.monotonic() - started < settings.store_timeout
             with pytest.raises(MasterNotFoundError):

@@ -9,8 +9,10 @@ import time
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from services.cache.api.errors import problem
+from services.cache.errors import StoreUnavailableError
 from services.cache.settings import CacheSettings
-from services.cache.store import CacheStore, StoreUnavailable
+from services.cache.store import CacheStore
 from services.common.metrics import Metrics
 
 
@@ -31,12 +33,14 @@ def test_unreachable_redis_raises_store_unavailable_quickly(settings: CacheSetti
         ]
         for call in calls:
             started = time.monotonic()
-            with pytest.raises(StoreUnavailable) as caught:
+            with pytest.raises(StoreUnavailableError) as caught:
                 await call
             assert time.monotonic() - started < settings.store_timeout
-            assert caught.value.status == 503
-            assert caught.value.slug == "store-unavailable"
-            assert caught.value.headers == {"Retry-After": "1"}
+            answered = problem(caught.value)
+            assert answered is not None
+            assert answered.status == 503
+            assert answered.slug == "store-unavailable"
+            assert answered.headers == {"Retry-After": "1"}
         with pytest.raises(RedisConnectionError):  # readiness names Redis's own error
             await store.ping()
         await store.close()
@@ -76,7 +80,7 @@ def test_hung_redis_and_a_full_pool_answer_within_the_bound() -> None:
 
             async def timed() -> float:
                 started = time.monotonic()
-                with pytest.raises(StoreUnavailable):
+                with pytest.raises(StoreUnavailableError):
                     await store.get("k")
                 return time.monotonic() - started
 

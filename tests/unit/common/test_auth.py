@@ -116,9 +116,28 @@ def test_cache_serves_repeats_and_drops_expired_tokens(monkeypatch) -> None:
 
 
 def test_cache_never_remembers_failures(monkeypatch) -> None:
-    cache = CachingVerifier(_verifier())
-    for _ in range(2):
+    # The verifier refuses a good token once (a key not fetched yet, say), then accepts it:
+    # the cache must ask again each time, and must not answer the refusal a second time.
+    inner = _verifier()
+    original = inner.verify_header
+    calls: list[str | None] = []
+
+    def flaky(header: str | None):
+        calls.append(header)
+        if len(calls) == 1:
+            raise Problem(401, "unauthorized", "not yet")
+        return original(header)
+
+    monkeypatch.setattr(inner, "verify_header", flaky)
+    cache = CachingVerifier(inner)
+    token = mint_token(key=SECRET, audience="strata-critical", scopes=["x"], ttl=60)
+    assert _status(lambda: cache.verify_header(f"Bearer {token}")) == 401
+    assert cache.verify_header(f"Bearer {token}").scopes == {"x"}
+    assert len(calls) == 2
+    # Bad tokens are verified (and refused) every time, never answered from memory.
+    for n in range(3):
         assert _status(lambda: cache.verify_header("Bearer nope")) == 401
+        assert len(calls) == 3 + n
 
 
 def _detail(call) -> str:

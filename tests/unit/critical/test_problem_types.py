@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from services.critical.openapi import ENDPOINTS, document
+from services.critical.api import ENDPOINTS
+from services.critical.api.errors import PROBLEMS
+from services.critical.openapi import document
 from services.critical.problem_types import PROBLEM_TYPES
 from services.critical.worker import _SLUGS
 
@@ -19,6 +21,7 @@ def _raised() -> set[tuple[int, str]]:
         for path in (ROOT / package).rglob("*.py"):
             found |= {(int(s), slug) for s, slug in RAISED.findall(path.read_text())}
     found |= {(status, slug) for status, slug in _SLUGS.items()}
+    found |= set(PROBLEMS.values())  # the ledger's refusals, mapped at the edge
     return found
 
 

@@ -14,10 +14,3 @@
   path: sentinel-password
 {{- end }}
 {{- end -}}
-
-{{/* cache needs no migration; /readyz reports Redis until it answers. */}}
-{{- define "strata.cache.initContainers" -}}
-{{- end -}}
-
-{{- define "strata.cache.initVolumes" -}}
-{{- end -}}

@@ -1,0 +1,156 @@
+"""The chart's README parameter tables and values.schema.json descriptions, generated from the
+``## @param`` lines of values.yaml by bitnami's readme-generator-for-helm (``make chart-docs``).
+
+values.yaml is the one place a value is described. The generator (npm
+``@bitnami/readme-generator-for-helm``, pinned below, installed into ``$STRATA_CACHE_DIR`` or
+``~/.cache/strata``, never committed) rewrites the README's ``## Parameters`` section and
+emits a basic schema (types, defaults, descriptions). That schema is not the chart's: the
+committed values.schema.json is strict (closed objects, enums, patterns, bounds), so only its
+``description`` of every ``@param`` path is taken from the generated one; everything else in
+it is written by hand. ``python -m tests.chart.chart_docs`` regenerates both files in place;
+``--out DIR`` writes them to DIR instead (what the test compares with the committed files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+GENERATOR_PACKAGE = "@bitnami/readme-generator-for-helm"
+GENERATOR_VERSION = "2.7.2"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "strata"
+PARAM = re.compile(r"^## @param (\S+) ", re.M)
+
+
+class ChartDocsError(RuntimeError):
+    """The generator failed or values.yaml and the schema disagree."""
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("STRATA_CACHE_DIR") or str(Path.home() / ".cache" / "strata")
+    return Path(base) / f"readme-generator-{GENERATOR_VERSION}"
+
+
+def node_tools_missing() -> str | None:
+    """Why the generator cannot run here (no node or npm), or None."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    return f"{' and '.join(missing)} not on PATH" if missing else None
+
+
+def find_generator() -> Path:
+    """The pinned readme-generator entry point, installed into the cache dir on first use."""
+    target = _cache_dir()
+    entry = target / "node_modules" / "@bitnami" / "readme-generator-for-helm" / "bin" / "index.js"
+    if _installed_version(target) == GENERATOR_VERSION:
+        return entry
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ChartDocsError("npm is needed to install the readme generator")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    install = ["install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent"]
+    proc = subprocess.run(
+        [npm, *install, f"{GENERATOR_PACKAGE}@{GENERATOR_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0 or _installed_version(staging) != GENERATOR_VERSION:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ChartDocsError(f"npm install {GENERATOR_PACKAGE}@{GENERATOR_VERSION}: {proc.stderr}")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)  # a parallel run sees the old tree or the whole new one
+    return entry
+
+
+def _installed_version(prefix: Path) -> str | None:
+    manifest = prefix / "node_modules" / "@bitnami" / "readme-generator-for-helm" / "package.json"
+    if not manifest.exists():
+        return None
+    version = json.loads(manifest.read_text()).get("version")
+    return version if isinstance(version, str) else None
+
+
+def _descriptions(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted path -> description of every node of the generated schema that has one."""
+    found: dict[str, str] = {}
+    for key, child in node.get("properties", {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(child.get("description"), str):
+            found[path] = child["description"]
+        found.update(_descriptions(child, path))
+    return found
+
+
+def merge_descriptions(
+    schema: dict[str, Any], generated: dict[str, Any], params: list[str]
+) -> None:
+    """Set the description of every ``@param`` path of the strict schema from the generated one."""
+    described = _descriptions(generated)
+    problems = []
+    for path in params:
+        node: dict[str, Any] | None = schema
+        for part in path.split("."):
+            node = (node or {}).get("properties", {}).get(part)
+        if node is None:
+            problems.append(f"{path}: not in values.schema.json (every value needs a schema)")
+        elif path not in described:
+            problems.append(f"{path}: the generator gave it no description")
+        else:
+            node["description"] = described[path]
+    if problems:
+        raise ChartDocsError("\n".join(problems))
+
+
+def generate(out: Path, chart: Path = CHART) -> None:
+    """Write README.md and values.schema.json, regenerated from chart's values.yaml, to out."""
+    entry = find_generator()
+    values = chart / "values.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    readme = out / "README.md"
+    if readme.resolve() != (chart / "README.md").resolve():
+        shutil.copyfile(chart / "README.md", readme)
+    with tempfile.TemporaryDirectory() as tmp:
+        basic = Path(tmp) / "schema.json"
+        paths = ["--values", str(values), "--readme", str(readme), "--schema", str(basic)]
+        proc = subprocess.run(
+            ["node", str(entry), *paths],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if proc.returncode != 0:
+            # Its own findings go to stdout; node's stack trace to stderr, after the message.
+            errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR")]
+            errors += [line for line in proc.stderr.splitlines() if line.startswith("Error")]
+            raise ChartDocsError("\n".join(errors) or proc.stderr)
+        generated = json.loads(basic.read_text())
+    schema = json.loads((chart / "values.schema.json").read_text())
+    merge_descriptions(schema, generated, PARAM.findall(values.read_text()))
+    text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    (out / "values.schema.json").write_text(text)
+
+
+def main() -> None:
+    """``make chart-docs``: regenerate the README tables and schema descriptions in place."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=CHART, help="directory to write to")
+    args = parser.parse_args()
+    try:
+        generate(args.out)
+    except ChartDocsError as exc:
+        raise SystemExit(f"chart-docs: {exc}") from None
+    print(f"chart-docs: wrote {args.out / 'README.md'} and {args.out / 'values.schema.json'}")
+
+
+if __name__ == "__main__":
+    main()

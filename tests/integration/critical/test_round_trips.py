@@ -1,0 +1,57 @@
+"""Writes answer from what the INSERT/UPDATE returned: no SELECT to re-read the row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from services.critical.db import ENGINE
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements the app runs during the test, in order."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    engine = app.extensions[ENGINE]
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_opening_an_account_reads_nothing_back(
+    client: FlaskClient, auth: Callable[..., dict[str, str]], statements: list[str]
+) -> None:
+    response = client.post(
+        "/v1/accounts", json={"owner": "round-trips", "currency": "EUR"}, headers=auth()
+    )
+    assert response.status_code == 201
+    assert response.json is not None and response.json["created_at"] and response.json["version"]
+    assert statements == ["INSERT", "INSERT"], statements  # the account, its audit row
+
+
+def test_changing_a_status_reads_the_row_once(
+    client: FlaskClient,
+    auth: Callable[..., dict[str, str]],
+    account: Callable[..., dict[str, Any]],
+    statements: list[str],
+) -> None:
+    opened = account()
+    statements.clear()
+    response = client.patch(
+        f"/v1/accounts/{opened['id']}", json={"status": "frozen"}, headers=auth()
+    )
+    assert response.status_code == 200
+    assert response.json is not None
+    assert response.json["version"] == opened["version"] + 1
+    assert response.json["updated_at"] >= opened["updated_at"]
+    # The locked read, the update (returning updated_at), the audit row.
+    assert statements == ["SELECT", "UPDATE", "INSERT"], statements
