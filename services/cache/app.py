@@ -11,12 +11,13 @@ from sanic.config import Config
 
 from services.cache.api import errors
 from services.cache.settings import CacheSettings
-from services.cache.spec import ENDPOINTS, openapi_document
+from services.cache.spec import ENDPOINTS, INFO
 from services.cache.store import CacheStore
 from services.common.cache import CachingVerifier
 from services.common.health import Health
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics
+from services.common.openapi import build_openapi
 from services.common.sanic_routes import mount
 from services.common.sanic_support import check_with_timeout, install
 
@@ -56,7 +57,7 @@ def create_app(settings: CacheSettings | None = None) -> CacheApp:
         service="cache",
         settings=settings,
         readiness=readiness,
-        openapi=lambda: openapi_document(settings),
+        openapi=lambda: build_openapi(INFO, settings, (e.operation for e in ENDPOINTS)),
         refusal=errors.problem,
     )
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from services.cache.settings import MAX_TTL
 from services.common.jsonbody import MAX_DEPTH, JsonValueError, dumps_value, too_deep
 from services.common.limits import INT64_MAX, INT64_MIN
-from services.common.openapi import Param
+from services.common.operation import Param
 from services.common.problems import Problem, validation_failed
 
 MAX_KEY_BYTES = 512

@@ -25,7 +25,7 @@ import time
 from typing import Any, Final
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
@@ -62,11 +62,25 @@ def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
-class FollowingPool(SentinelConnectionPool):
-    """A master pool that connects to the follower's last known address.
+class FollowingPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A master pool that connects to the follower's last known address, and makes a burst
+    wait for a free connection (up to ``timeout`` seconds) as standalone mode's pool does.
 
     redis-py's own pool asks the Sentinels on every new connection, which puts their
     round trips (and their timeouts, one Sentinel after the other) into requests.
+
+    Why two bases: redis-py's ``SentinelConnectionPool`` derives from the plain
+    ``ConnectionPool``, which raises at once when every connection is busy, and redis-py has
+    no blocking Sentinel pool. The two bases override different methods (both ``__init__``
+    pass the rest on through ``super()``), so the MRO (this class, ``SentinelConnectionPool``,
+    ``BlockingConnectionPool``, ``ConnectionPool``) composes them without code of ours:
+    ``timeout`` and ``max_connections`` reach the blocking pool; ``get_connection`` and
+    ``release`` are the blocking pool's (wait on its condition up to ``timeout``, wake one
+    waiter on release, also when the released connection was closed because the master
+    moved); the connection they hand out is a ``SentinelManagedConnection``, which connects
+    to :meth:`get_master_address`; ``reset`` is the Sentinel pool's, and ``disconnect`` and
+    ``update_active_connections_for_reconnect`` (used by :meth:`MasterFollower._switch`)
+    the plain pool's. tests/unit/cache/test_sentinel.py pins this shape.
     """
 
     def __init__(self, follower: MasterFollower, **kwargs: Any) -> None:
@@ -98,7 +112,7 @@ class MasterFollower:
         self._clients: dict[tuple[str, int], Redis] = {}
         self._resolver = Resolver(settings.redis_connect_timeout)
         self._node_options = {**pool_options(settings), "retry": _no_retry()}
-        self.pool = FollowingPool(self, **self._node_options)
+        self.pool = FollowingPool(self, timeout=settings.pool_timeout, **self._node_options)
         self.address: tuple[str, int] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

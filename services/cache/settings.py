@@ -101,6 +101,14 @@ class CacheSettings(ServiceSettings):
         return options
 
     @property
+    def pool_timeout(self) -> float:
+        """How long a call waits for a pooled connection when all are busy: one socket timeout.
+
+        A request then answers within connect + socket timeout plus this (docs/cache.md).
+        """
+        return self.redis_socket_timeout
+
+    @property
     def store_timeout(self) -> float:
         """Upper bound of one Redis call: connect (when reconnecting) plus one reply."""
         return self.redis_connect_timeout + self.redis_socket_timeout

@@ -6,7 +6,8 @@ Layout in Redis: values live under ``kv:<key>`` as JSON text, counters under
 Every call is bounded by the socket/connect timeouts from settings. A connection error
 is retried once on a fresh connection (pooled sockets go stale when Redis restarts);
 timeouts are never retried, so a call waits at most connect + socket timeout, plus at
-most one socket timeout queued for a connection when all ``max_connections`` are busy.
+most one socket timeout queued for a connection when all ``max_connections`` are busy
+(redis-py's ``BlockingConnectionPool``: a burst waits instead of failing at once).
 Any failure to reach Redis becomes :class:`StoreUnavailableError` (503 with Retry-After).
 
 With ``REDIS_SENTINELS`` set the pool follows the master Sentinel names (services/cache/
@@ -15,13 +16,12 @@ sentinel.py): same request path and bounds, no retries, and a failure wakes the 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from time import perf_counter
 from typing import Any, Final
 
 from prometheus_client import Counter, Histogram
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -88,13 +88,19 @@ REDIS_BUCKETS = (
 OPERATIONS = ("get", "set", "delete", "mget", "mset", "incr", "counter_get", "ping")
 
 
-def make_pool(settings: CacheSettings) -> ConnectionPool:
-    """A connection pool from settings; explicit username/password win over the URL's."""
+def make_pool(settings: CacheSettings) -> BlockingConnectionPool:
+    """A connection pool from settings; explicit username/password win over the URL's.
+
+    When every connection is busy a call waits up to ``settings.pool_timeout`` for one
+    (then redis-py raises ``ConnectionError``: 503), rather than failing at once.
+    """
     options: dict[str, Any] = dict(parse_url(settings.redis_url))
     options.update(settings.redis_options())
     # One retry on a connection error only: stale pooled sockets after a Redis restart.
+    # (Waiting for a free connection is not retried: it fails in get_connection, before
+    # redis-py's retry loop.)
     options["retry"] = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    return ConnectionPool(**options)
+    return BlockingConnectionPool(timeout=settings.pool_timeout, **options)
 
 
 class CacheStore:
@@ -109,10 +115,6 @@ class CacheStore:
             self._pool = make_pool(settings)
         self._redis = Redis(connection_pool=self._pool)
         self._retry_after = settings.retry_after_seconds
-        # The pool raises at once when every connection is busy; this gate makes a burst
-        # queue instead, for at most one socket timeout. Uncontended it never suspends.
-        self._gate = asyncio.Semaphore(settings.redis_max_connections)
-        self._queue_timeout = settings.redis_socket_timeout
         latency: Histogram = metrics.histogram(
             "redis_command_duration_seconds",
             "Latency of Redis calls made by the cache service, by operation.",
@@ -128,7 +130,7 @@ class CacheStore:
         # Children bound once: a labels() lookup per call would cost in the hot path.
         self._latency = {op: latency.labels(service, op) for op in OPERATIONS}
         self._errors = {op: errors.labels(service, op) for op in OPERATIONS}
-        # Called by SHA through _call (gate, metrics, failure mapping), not the script's
+        # Called by SHA through _call (metrics, failure mapping), not the script's
         # own __call__; EVAL on the first NOSCRIPT (e.g. after a Redis restart).
         self._get_script = self._redis.register_script(_GET_WITH_TTL)
         self._mset_script = self._redis.register_script(_MSET_WITH_TTL)
@@ -148,17 +150,11 @@ class CacheStore:
 
     async def _call(self, op: str, *args: Any) -> Any:
         started = perf_counter()
-        gate = self._gate
         try:
-            if gate.locked():
-                async with asyncio.timeout(self._queue_timeout):
-                    await gate.acquire()
-            else:
-                await gate.acquire()
-        except TimeoutError:
-            self._errors[op].inc()
-            raise StoreUnavailableError(self._retry_after) from None
-        try:
+            # A full pool makes this wait (at most the pool timeout) before it runs; that
+            # wait ends in redis-py's ConnectionError("No connection available."): 503 (in
+            # Sentinel mode it also wakes the follower: a pool held by hung calls is what
+            # a lost master looks like).
             return await self._redis.execute_command(*args)  # type: ignore[no-untyped-call]
         except _UNREACHABLE:
             raise self._unavailable(op) from None
@@ -167,7 +163,6 @@ class CacheStore:
                 raise self._unavailable(op) from None
             raise
         finally:
-            gate.release()
             self._latency[op].observe(perf_counter() - started)
 
     def _unavailable(self, op: str) -> StoreUnavailableError:

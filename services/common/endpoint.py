@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from services.common.openapi import Operation
+from services.common.operation import Operation
 from services.common.problems import from_validation_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -76,10 +76,6 @@ class Endpoint:
     rule: str | None = None
     #: False for path parameters this route does not answer (405 names the others).
     applies: Callable[[Mapping[str, Any]], bool] | None = None
-    #: The problem types (slugs) the endpoint may answer with, when the service lists them.
-    problems: tuple[str, ...] = ()
-    #: Headers of the success response, with their OpenAPI descriptions.
-    headers: Mapping[str, Any] | None = None
     #: Extra framework route options (e.g. Sanic's ``stream``).
     options: Mapping[str, Any] = field(default_factory=dict)
     #: The query parameters it takes (from ``operation.params``).
@@ -125,13 +121,11 @@ class Routes:
         *,
         rule: str | None = None,
         applies: Callable[[Mapping[str, Any]], bool] | None = None,
-        problems: tuple[str, ...] = (),
-        headers: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         **operation: Any,
     ) -> Callable[[H], H]:
         """Declare the decorated handler as ``method path``; ``operation`` fills the
-        :class:`Operation` (scopes, response, status, errors, params, ...)."""
+        :class:`Operation` (scopes, response, status, errors, problems, params, ...)."""
 
         def declare(handler: H) -> H:
             model = _body_model(handler)
@@ -142,8 +136,6 @@ class Routes:
                     handler,
                     rule=rule,
                     applies=applies,
-                    problems=problems,
-                    headers=headers,
                     options=dict(options or {}),
                     query=frozenset(p.name for p in op.params if p.location == "query"),
                     body=model,

@@ -1,7 +1,15 @@
-"""Build an OpenAPI 3.1 document from pydantic models and a list of operations.
+"""Build a service's OpenAPI 3.1 document from its declarations, with nothing kept by hand.
 
-Each service describes its endpoints once as :class:`Operation` values; request and
-response schemas come from the same pydantic models that validate requests.
+Each endpoint is declared once as an :class:`Operation` (beside its handler, see
+:mod:`services.common.endpoint`; the probes in :mod:`services.common.probes`); request and
+response schemas come from the same pydantic models that validate requests. What a
+service says about itself besides its endpoints is one :class:`ServiceInfo`.
+
+Error answers are described one of two ways. An operation that lists its problem types
+(``problems``) gets, per status, a response naming exactly those slugs, so a fuzzer
+checking response schemas also checks that no undocumented problem escapes. Otherwise
+each problem answer names every slug of its status in the service's catalogue, and the
+``Problem`` schema admits exactly the catalogue.
 """
 
 from __future__ import annotations
@@ -14,7 +22,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from services.common.operation import Operation, Param
+from services.common.probes import PROBES
+from services.common.problems import PROBLEM_CONTENT_TYPE as PROBLEM_MEDIA
 from services.common.problems import TYPE_PREFIX
+from services.common.settings import ServiceSettings
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,52 +54,28 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class Param:
-    """A path, query or header parameter."""
+class ServiceInfo:
+    """What a service's document says besides its endpoints (the version is a setting)."""
 
-    name: str
-    location: str  # "path" | "query" | "header"
-    schema: dict[str, Any]
-    required: bool = False
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One endpoint: method, path template (``{name}`` style) and its shapes."""
-
-    method: str
-    path: str
-    summary: str
-    scopes: tuple[str, ...] = ()
-    request: type[BaseModel] | None = None
-    request_schema: dict[str, Any] | None = None
-    request_content_type: str = "application/json"
-    response: type[BaseModel] | None = None
-    response_schema: dict[str, Any] | None = None
-    response_content_type: str = "application/json"
-    #: What error statuses answer with (a problem, unless the operation says otherwise).
-    error_schema: dict[str, Any] | None = None
-    error_content_type: str = "application/problem+json"
-    status: int = 200
-    errors: tuple[int, ...] = ()
-    params: tuple[Param, ...] = field(default_factory=tuple)
-    #: Other success statuses answered with the same body (e.g. 200 beside 201).
-    also: tuple[int, ...] = ()
-    #: Every accepted request body by media type, when there is more than one.
-    request_content: dict[str, dict[str, Any]] | None = None
-    #: Headers of the success response (e.g. ``ETag``, ``Location``).
-    response_headers: tuple[str, ...] = ()
+    title: str
+    description: str
+    #: Every problem type the service answers: slug -> (status, meaning).
+    problem_types: Mapping[str, tuple[int, str]]
+    #: Headers documented on every answer (e.g. ``X-Request-ID``).
+    every_response: Mapping[str, Any] = field(default_factory=dict)
 
 
-# Headers every answer of that status carries.
-_ERROR_HEADERS = {401: "WWW-Authenticate", 503: "Retry-After"}
-_STRING = {"schema": {"type": "string"}}
-
-
-# Headers every answer of that status carries.
-_ERROR_HEADERS = {401: "WWW-Authenticate", 503: "Retry-After"}
-_STRING = {"schema": {"type": "string"}}
+_STRING: dict[str, Any] = {"schema": {"type": "string"}}
+# Headers every answer of that status carries, as each description style documents them
+# (the catalogue style, ml's and cache's, has never listed 403's and 405's: their served
+# documents stay as they were).
+_CATALOGUE_HEADERS = {401: "WWW-Authenticate", 429: "Retry-After", 503: "Retry-After"}
+_NAMED_HEADERS = {
+    401: "WWW-Authenticate",
+    403: "WWW-Authenticate",
+    405: "Allow",
+    503: "Retry-After",
+}
 
 
 def _path_params(path: str, declared: Sequence[Param]) -> list[Param]:
@@ -100,31 +88,111 @@ def _path_params(path: str, declared: Sequence[Param]) -> list[Param]:
     return [*found, *declared]
 
 
-def _problems(status: int, types: Mapping[str, tuple[int, str]] | None) -> dict[str, Any]:
-    """The description (the slugs of ``status``) and headers of a problem answer."""
-    described = [
-        f"`{slug}`: {meaning}" for slug, (s, meaning) in (types or {}).items() if s == status
-    ]
+def _catalogued(status: int, types: Mapping[str, tuple[int, str]]) -> dict[str, Any]:
+    """The description (every slug of ``status``) and headers of a problem answer."""
+    described = [f"`{slug}`: {meaning}" for slug, (s, meaning) in types.items() if s == status]
     response: dict[str, Any] = {"description": "; ".join(described) if described else "problem"}
-    if status in _ERROR_HEADERS:
-        response["headers"] = {_ERROR_HEADERS[status]: _STRING}
+    if status in _CATALOGUE_HEADERS:
+        response["headers"] = {_CATALOGUE_HEADERS[status]: _STRING}
     return response
 
 
-def build_openapi(
-    *,
-    title: str,
-    version: str,
-    operations: Iterable[Operation],
-    description: str = "",
-    problem_types: Mapping[str, tuple[int, str]] | None = None,
-) -> dict[str, Any]:
-    """The OpenAPI document for ``operations``.
+def _named(slugs: list[str], types: Mapping[str, tuple[int, str]]) -> dict[str, Any]:
+    """A problem answer that admits exactly ``slugs`` (all of one status)."""
+    status = types[slugs[0]][0]
+    response: dict[str, Any] = {
+        "description": "; ".join(f"`{s}`: {types[s][1]}" for s in slugs),
+        "content": {
+            PROBLEM_MEDIA: {
+                "schema": {
+                    "allOf": [{"$ref": "#/components/schemas/Problem"}],
+                    "properties": {
+                        "type": {"enum": [TYPE_PREFIX + s for s in slugs]},
+                        "status": {"const": status},
+                    },
+                }
+            }
+        },
+    }
+    if status in _NAMED_HEADERS:
+        response["headers"] = {_NAMED_HEADERS[status]: _STRING}
+    return response
 
-    With ``problem_types`` (slug -> (status, meaning)) every problem answer lists the
-    slugs of its status, and a problem's ``type`` must be one of them.
-    """
-    ops = list(operations)
+
+def by_status(slugs: Iterable[str], types: Mapping[str, tuple[int, str]]) -> dict[int, list[str]]:
+    """``slugs`` grouped by their status in ``types``, in the order given."""
+    grouped: dict[int, list[str]] = {}
+    for slug in slugs:
+        grouped.setdefault(types[slug][0], []).append(slug)
+    return grouped
+
+
+def _parameters(op: Operation, settings: ServiceSettings) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "in": p.location,
+            "required": p.required or p.location == "path",
+            "schema": {**p.schema, **{k: getattr(settings, a) for k, a in p.bounds}},
+            **({"description": p.description} if p.description else {}),
+        }
+        for p in _path_params(op.path, op.params)
+    ]
+
+
+def _request_body(op: Operation) -> dict[str, Any] | None:
+    if op.request_content is not None:
+        content = {media: {"schema": s} for media, s in op.request_content.items()}
+        return {"required": True, "content": content}
+    schema = op.request_schema or (
+        {"$ref": f"#/components/schemas/{op.request.__name__}"} if op.request else None
+    )
+    if schema is None:
+        return None
+    return {"required": True, "content": {op.request_content_type: {"schema": schema}}}
+
+
+def _responses(op: Operation, info: ServiceInfo) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    out_schema = op.response_schema or (
+        {"$ref": f"#/components/schemas/{op.response.__name__}"} if op.response else None
+    )
+    # One object for every success status: they are the same answer.
+    ok: dict[str, Any] = {"description": "success"}
+    if out_schema is not None and op.status != 204:
+        ok["content"] = {op.response_content_type: {"schema": out_schema}}
+    if op.response_headers:
+        ok["headers"] = dict.fromkeys(op.response_headers, _STRING)
+    if op.headers:
+        ok["headers"] = dict(op.headers)
+    for status in (op.status, *op.also):
+        responses[str(status)] = ok
+    errors = set(op.errors) | ({401, 403} if op.scopes else set())
+    named = by_status(op.problems, info.problem_types)
+    problem = op.error_schema or {"$ref": "#/components/schemas/Problem"}
+    for status in sorted(errors):
+        if status in named:
+            responses[str(status)] = _named(named[status], info.problem_types)
+            continue
+        described = (  # an operation that names its problems names no others
+            _catalogued(status, {} if op.problems else info.problem_types)
+            if op.error_schema is None
+            else {"description": "the body says what failed"}
+        )
+        responses[str(status)] = {
+            **described,
+            "content": {op.error_content_type: {"schema": problem}},
+        }
+    for status, headers in (op.error_headers or {}).items():
+        if str(status) in responses:
+            responses[str(status)].setdefault("headers", {}).update(headers)
+    for response in responses.values():
+        for name, header in info.every_response.items():
+            response.setdefault("headers", {})[name] = header
+    return responses
+
+
+def _schemas(ops: Sequence[Operation], info: ServiceInfo) -> dict[str, Any]:
     models: set[type[BaseModel]] = set()
     for op in ops:
         models.update(m for m in (op.request, op.response) if m is not None)
@@ -134,76 +202,40 @@ def build_openapi(
     )
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Problem"] = _PROBLEM_SCHEMA
-    if problem_types:
+    if not any(op.problems for op in ops):  # each answer admits the whole catalogue
         problem = {**_PROBLEM_SCHEMA, "properties": dict(_PROBLEM_SCHEMA["properties"])}
-        problem["properties"]["type"] = {"enum": sorted(TYPE_PREFIX + s for s in problem_types)}
+        types = sorted(TYPE_PREFIX + s for s in info.problem_types)
+        problem["properties"]["type"] = {"enum": types}
         schemas["Problem"] = problem
+    return schemas
 
+
+def build_openapi(
+    info: ServiceInfo, settings: ServiceSettings, operations: Iterable[Operation]
+) -> dict[str, Any]:
+    """The OpenAPI document of the probes and ``operations``, as ``settings`` configure them."""
+    ops = [*PROBES, *operations]
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         entry: dict[str, Any] = {
             "summary": op.summary,
             "operationId": f"{op.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', op.path)}",
-            "parameters": [
-                {
-                    "name": p.name,
-                    "in": p.location,
-                    "required": p.required or p.location == "path",
-                    "schema": p.schema,
-                    **({"description": p.description} if p.description else {}),
-                }
-                for p in _path_params(op.path, op.params)
-            ],
-            "responses": {},
+            "parameters": _parameters(op, settings),
+            "responses": {},  # filled below; here for the order of the served members
         }
-        body_schema = op.request_schema or (
-            {"$ref": f"#/components/schemas/{op.request.__name__}"} if op.request else None
-        )
-        if op.request_content is not None:
-            entry["requestBody"] = {
-                "required": True,
-                "content": {media: {"schema": s} for media, s in op.request_content.items()},
-            }
-        elif body_schema is not None:
-            entry["requestBody"] = {
-                "required": True,
-                "content": {op.request_content_type: {"schema": body_schema}},
-            }
-        out_schema = op.response_schema or (
-            {"$ref": f"#/components/schemas/{op.response.__name__}"} if op.response else None
-        )
-        ok: dict[str, Any] = {"description": "success"}
-        if out_schema is not None and op.status != 204:
-            ok["content"] = {op.response_content_type: {"schema": out_schema}}
-        if op.response_headers:
-            ok["headers"] = dict.fromkeys(op.response_headers, _STRING)
-        for status in (op.status, *op.also):
-            entry["responses"][str(status)] = ok
-        errors = set(op.errors)
-        if op.scopes:
-            entry["security"] = [{"bearer": list(op.scopes)}]
-            errors |= {401, 403}
-        else:
-            entry["security"] = []
-        problem = op.error_schema or {"$ref": "#/components/schemas/Problem"}
-        for status in sorted(errors):
-            described = (
-                _problems(status, problem_types)
-                if op.error_schema is None
-                else {"description": "the body says what failed"}
-            )
-            entry["responses"][str(status)] = {
-                **described,
-                "content": {op.error_content_type: {"schema": problem}},
-            }
+        body = _request_body(op)
+        if body is not None:
+            entry["requestBody"] = body
+        entry["responses"] = _responses(op, info)
+        entry["security"] = [{"bearer": list(op.scopes)}] if op.scopes else []
         paths.setdefault(op.path, {})[op.method.lower()] = entry
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
+        "info": {"title": info.title, "version": settings.version, "description": info.description},
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": _schemas(ops, info),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -133,18 +133,35 @@ def internal_error() -> Problem:
     return Problem(500, "internal-error", "an unexpected error occurred")
 
 
+class Refusal(NamedTuple):
+    """The problem type a domain refusal is answered with, and what it means."""
+
+    status: int
+    slug: str
+    #: Its meaning in the OpenAPI document; "" keeps the words of a catalogue elsewhere.
+    meaning: str = ""
+
+
 def refused(
     error: BaseException,
-    table: Mapping[type[Any], tuple[int, str]],
+    table: Mapping[type[Any], Refusal],
     headers: Mapping[str, str] | None = None,
 ) -> Problem | None:
-    """The problem ``table`` maps ``error``'s class to (status, slug), with the error's own
-    words as the detail; None when the table does not hold it."""
+    """The problem ``table`` maps ``error``'s class to, with the error's own words as the
+    detail; None when the table does not hold it."""
     found = table.get(type(error))
     if found is None:
         return None
-    status, slug = found
-    return Problem(status, slug, str(error), headers=dict(headers or {}))
+    return Problem(found.status, found.slug, str(error), headers=dict(headers or {}))
+
+
+def catalogue(*tables: Iterable[Refusal]) -> dict[str, tuple[int, str]]:
+    """:data:`COMMON_PROBLEM_TYPES` and the problem types of ``tables`` (slug -> (status,
+    meaning)); a later meaning replaces an earlier one, a blank one keeps it."""
+    types = dict(COMMON_PROBLEM_TYPES)
+    for table in tables:
+        types.update({r.slug: (r.status, r.meaning) for r in table if r.meaning})
+    return types
 
 
 def validation_failed(

@@ -34,6 +34,7 @@ from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps
 from services.common.metrics import Metrics, mark_worker_dead
 from services.common.observe import RequestObserver
+from services.common.probes import PROBES, route_name
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
 from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
@@ -138,7 +139,8 @@ def install(
     for any other exception).
     """
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
-    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = max(app.config.GRACEFUL_SHUTDOWN_TIMEOUT, 15.0)
+    # Sanic counts it from the end of before_server_stop, i.e. after _drain below.
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = float(settings.graceful_seconds)
     app.ctx.settings = settings
     app.ctx.health = Health()
     # Never blocks the event loop on a JWKS fetch: _begin awaits the fetch a token needs.
@@ -216,29 +218,31 @@ def install(
 
 
 def _probes(app: App, readiness: ReadinessCheck, openapi: Callable[[], dict[str, Any]]) -> None:
-    """``/livez``, ``/readyz``, ``/metrics`` and ``/openapi.json`` (built on first ask)."""
+    """The declared probes: ``/livez``, ``/readyz``, ``/metrics`` and ``/openapi.json``
+    (built on first ask)."""
 
-    @read_route(app, "/livez", name="livez")
-    async def _livez(request: Request) -> HTTPResponse:
+    async def livez(request: Request) -> HTTPResponse:
         return json(LIVE_BODY)
 
-    @read_route(app, "/readyz", name="readyz")
-    async def _readyz(request: Request) -> HTTPResponse:
+    async def readyz(request: Request) -> HTTPResponse:
         status, body = request.app.ctx.health.readiness(await readiness(request.app))
         return json(body, status=status)
 
-    @read_route(app, "/metrics", name="metrics")
-    async def _metrics_route(request: Request) -> HTTPResponse:
+    async def metrics(request: Request) -> HTTPResponse:
         payload, content_type = request.app.ctx.metrics.render()
         return raw(payload, content_type=content_type)
 
     document: dict[str, Any] = {}
 
-    @read_route(app, "/openapi.json", name="openapi")
-    async def _openapi(request: Request) -> HTTPResponse:
+    async def openapi_route(request: Request) -> HTTPResponse:
         if not document:
             document.update(openapi())
         return json(document)
+
+    handlers = {"livez": livez, "readyz": readyz, "metrics": metrics, "openapi": openapi_route}
+    for probe in PROBES:
+        name = route_name(probe)
+        read_route(app, probe.path, name=name)(handlers[name])
 
 
 def check_with_timeout(

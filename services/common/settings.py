@@ -63,8 +63,12 @@ class ServiceSettings(BaseSettings):
     # NoDecode: a plain comma-separated list in the environment, not JSON.
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # How long SIGTERM keeps the server answering (readiness 503) before it drains.
+    # Shutdown (docs/configuration.md, "Shutdown"): SIGTERM keeps the server answering
+    # (readiness 503) for drain_seconds; then it stops accepting and requests in flight get
+    # graceful_seconds to finish before they are cut. The same rule for gunicorn and Sanic;
+    # the chart checks terminationGracePeriodSeconds against both.
     drain_seconds: float = Field(default=0.0, ge=0, le=120)
+    graceful_seconds: int = Field(default=20, ge=1, le=600)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,12 +7,13 @@ from flask import Flask
 from services.common.health import Health
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics
+from services.common.openapi import build_openapi
 from services.critical import api, db, errorlog
 from services.critical.api import errors
 from services.critical.errors import LedgerError
-from services.critical.openapi import document
 from services.critical.routing import mount
 from services.critical.settings import CriticalSettings
+from services.critical.spec import INFO
 from services.critical.web import install, problem_response
 
 HEALTH_EXTENSION = "strata.health"
@@ -39,7 +40,7 @@ def create_app(settings: CriticalSettings | None = None) -> Flask:
         readiness=lambda: {"database": db.ping_within(engine, settings.readiness_timeout)},
         store_problem=db.as_problem,
         describe_error=errorlog.describe,
-        openapi=lambda: document(settings.version),
+        openapi=lambda: build_openapi(INFO, settings, (e.operation for e in api.ENDPOINTS)),
     )
     app.register_error_handler(LedgerError, lambda exc: problem_response(errors.problem(exc)))
     mount(app, api.ENDPOINTS)

@@ -7,6 +7,7 @@ live gauges are released in ``child_exit``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from services.common.metrics import mark_worker_dead, prepare_multiproc_dir
@@ -23,8 +24,9 @@ threads = _settings.threads
 # Slow and idle clients wait in each worker's event loop, not in a thread
 # (services/critical/intake.py), so a worker holds thousands of connections.
 worker_connections = _capacity.connections
-# Requests in flight finish within this after SIGTERM (plus the drain delay).
-graceful_timeout = _settings.graceful_timeout + int(_settings.drain_seconds)
+# gunicorn counts from SIGTERM, and the worker drains first: requests in flight get
+# graceful_seconds after the drain, as in the Sanic services.
+graceful_timeout = _settings.graceful_seconds + math.ceil(_settings.drain_seconds)
 timeout = 30
 keepalive = 5
 max_requests = 0

@@ -87,11 +87,3 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "BUFFER_BYTES); retry after Retry-After seconds",
     ),
 }
-
-
-def statuses(slugs: tuple[str, ...]) -> dict[int, list[str]]:
-    """The slugs grouped by their status, in table order."""
-    grouped: dict[int, list[str]] = {}
-    for slug in slugs:
-        grouped.setdefault(PROBLEM_TYPES[slug].status, []).append(slug)
-    return grouped

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Self
+import os
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -23,7 +24,6 @@ class CriticalSettings(ServiceSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default_factory=default_workers, ge=1, le=64)
     threads: int = Field(default=4, ge=1, le=64)
-    graceful_timeout: int = Field(default=20, ge=1, le=600)
     # Slow clients: each request's head and body must arrive within this from its first
     # byte (408 after), and a client must read a response within it too.
     request_read_timeout: float = Field(default=10.0, gt=0, le=300)
@@ -66,6 +66,16 @@ class CriticalSettings(ServiceSettings):
                     f"forwarded_allow_ips: {entry!r} is not an IP address or network"
                 ) from None
         return ",".join(entries)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_graceful_timeout(cls, data: Any) -> Any:
+        """``STRATA_CRITICAL_GRACEFUL_TIMEOUT`` (the name before ``graceful_seconds``, with
+        the same meaning) still counts rather than being silently ignored."""
+        legacy = os.environ.get("STRATA_CRITICAL_GRACEFUL_TIMEOUT")
+        if isinstance(data, dict) and legacy and "graceful_seconds" not in data:
+            data["graceful_seconds"] = legacy
+        return data
 
     @model_validator(mode="after")
     def _buffer_holds_a_request(self) -> Self:

@@ -25,6 +25,7 @@ from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps, parse_json
 from services.common.metrics import Metrics
 from services.common.observe import RequestObserver
+from services.common.probes import PROBES, route_name
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
 from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
@@ -207,24 +208,24 @@ def install(
         logger.error("unhandled error", extra=describe_error(exc))
         return problem_response(problems.internal_error())
 
-    @app.get("/livez")
     def livez() -> Response:
         return json_response(LIVE_BODY)
 
-    @app.get("/readyz")
     def readyz() -> Response:
         status, body = health.readiness(readiness())
         return Response(dumps(body), status=status, mimetype="application/json")
 
-    @app.get("/metrics")
     def metrics_route() -> Response:
         payload, content_type = metrics.render()
         return Response(payload, content_type=content_type)
 
     document: dict[str, Any] = {}
 
-    @app.get("/openapi.json")
     def openapi_route() -> Response:
         if not document:
             document.update(openapi())
         return json_response(document)
+
+    views = {"livez": livez, "readyz": readyz, "metrics": metrics_route, "openapi": openapi_route}
+    for probe in PROBES:  # declared once for every service
+        app.add_url_rule(probe.path, view_func=views[route_name(probe)], methods=[probe.method])

@@ -9,13 +9,14 @@ from sanic import Sanic
 from sanic.config import Config
 
 from services.common.logs import configure_logging
+from services.common.openapi import build_openapi
 from services.common.sanic_routes import mount
 from services.common.sanic_support import check_with_timeout, install
 from services.ml.api import ENDPOINTS, SEGMENTS, errors
 from services.ml.context import MlContext, MlMetrics
 from services.ml.exports import ExportSlots
 from services.ml.settings import MlSettings
-from services.ml.spec import openapi_document
+from services.ml.spec import INFO
 from services.ml.store import Store
 
 MlApp = Sanic[Config, MlContext]
@@ -37,7 +38,7 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         service="ml",
         settings=settings,
         readiness=readiness,
-        openapi=lambda: openapi_document(settings.version, settings.max_sample),
+        openapi=lambda: build_openapi(INFO, settings, (e.operation for e in ENDPOINTS)),
         refusal=errors.problem,
     )
     mount(app, ENDPOINTS, SEGMENTS)

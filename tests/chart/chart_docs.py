@@ -2,8 +2,13 @@
 ``## @param`` lines of values.yaml by bitnami's readme-generator-for-helm (``make chart-docs``).
 
 values.yaml is the one place a value is described. The generator (npm
-``@bitnami/readme-generator-for-helm``, pinned below, installed into ``$STRATA_CACHE_DIR`` or
-``~/.cache/strata``, never committed) rewrites the README's ``## Parameters`` section and
+``@bitnami/readme-generator-for-helm``) and its whole dependency tree are pinned, with
+integrity hashes, by tests/chart/readme-generator/package-lock.json: its own dependencies
+are ``^`` ranges, and a drifted ``yaml`` or ``markdown-table`` would change the generated
+docs. ``npm ci`` installs exactly that tree into ``$STRATA_CACHE_DIR`` or ``~/.cache/strata``
+(never committed), in a directory named by the lockfile's hash, so a cached tree is reused
+offline and a changed lockfile installs afresh. The generator rewrites the README's
+``## Parameters`` section and
 emits a basic schema (types, defaults, descriptions). That schema is not the chart's: the
 committed values.schema.json is strict (closed objects, enums, patterns, bounds), so only its
 ``description`` of every ``@param`` path is taken from the generated one; everything else in
@@ -14,6 +19,7 @@ it is written by hand. ``python -m tests.chart.chart_docs`` regenerates both fil
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -24,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 GENERATOR_PACKAGE = "@bitnami/readme-generator-for-helm"
-GENERATOR_VERSION = "2.7.2"
+#: package.json (the exact generator version) and package-lock.json (everything below it).
+PROJECT = Path(__file__).resolve().parent / "readme-generator"
+PROJECT_FILES = ("package.json", "package-lock.json")
+GENERATOR_VERSION: str = json.loads((PROJECT / "package.json").read_text())["dependencies"][
+    GENERATOR_PACKAGE
+]
 CHART = Path(__file__).resolve().parents[2] / "charts" / "strata"
 PARAM = re.compile(r"^## @param (\S+) ", re.M)
 
@@ -33,9 +44,14 @@ class ChartDocsError(RuntimeError):
     """The generator failed or values.yaml and the schema disagree."""
 
 
+def lock_digest() -> str:
+    """The first 16 hex digits of the lockfile's sha256: names the cached tree it installs."""
+    return hashlib.sha256((PROJECT / "package-lock.json").read_bytes()).hexdigest()[:16]
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("STRATA_CACHE_DIR") or str(Path.home() / ".cache" / "strata")
-    return Path(base) / f"readme-generator-{GENERATOR_VERSION}"
+    return Path(base) / f"readme-generator-{GENERATOR_VERSION}-{lock_digest()}"
 
 
 def node_tools_missing() -> str | None:
@@ -45,7 +61,7 @@ def node_tools_missing() -> str | None:
 
 
 def find_generator() -> Path:
-    """The pinned readme-generator entry point, installed into the cache dir on first use."""
+    """The pinned readme-generator entry point, installed by ``npm ci`` on first use."""
     target = _cache_dir()
     entry = target / "node_modules" / "@bitnami" / "readme-generator-for-helm" / "bin" / "index.js"
     if _installed_version(target) == GENERATOR_VERSION:
@@ -55,9 +71,13 @@ def find_generator() -> Path:
         raise ChartDocsError("npm is needed to install the readme generator")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
-    install = ["install", "--prefix", str(staging), "--no-audit", "--no-fund", "--silent"]
+    for name in PROJECT_FILES:
+        shutil.copyfile(PROJECT / name, staging / name)
+    # npm ci installs the lockfile's tree or fails (it never re-resolves a range), checks each
+    # tarball's integrity hash, and runs no install scripts: the generator needs none.
     proc = subprocess.run(
-        [npm, *install, f"{GENERATOR_PACKAGE}@{GENERATOR_VERSION}"],
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"],
+        cwd=staging,
         capture_output=True,
         text=True,
         timeout=300,
@@ -65,7 +85,7 @@ def find_generator() -> Path:
     )
     if proc.returncode != 0 or _installed_version(staging) != GENERATOR_VERSION:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ChartDocsError(f"npm install {GENERATOR_PACKAGE}@{GENERATOR_VERSION}: {proc.stderr}")
+        raise ChartDocsError(f"npm ci ({PROJECT / 'package-lock.json'}): {proc.stderr}")
     shutil.rmtree(target, ignore_errors=True)
     staging.replace(target)  # a parallel run sees the old tree or the whole new one
     return entry

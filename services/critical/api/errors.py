@@ -1,24 +1,25 @@
-"""The one table from ledger refusals to problem types (status and slug)."""
+"""The one table from ledger refusals to problem types (status and slug; their meanings
+are in :mod:`services.critical.problem_types`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.common.problems import Problem, refused
+from services.common.problems import Problem, Refusal, refused
 from services.critical import errors
 
 #: Every refusal of the domain layer and the problem it is answered with.
-PROBLEMS: dict[type[errors.LedgerError], tuple[int, str]] = {
-    errors.AccountNotFoundError: (404, "account-not-found"),
-    errors.TransferNotFoundError: (404, "transfer-not-found"),
-    errors.AccountNotActiveError: (409, "account-not-active"),
-    errors.InsufficientFundsError: (409, "insufficient-funds"),
-    errors.AccountNotEmptyError: (409, "account-not-empty"),
-    errors.VersionMismatchError: (412, "version-mismatch"),
-    errors.IdempotencyKeyReuseError: (422, "idempotency-key-reuse"),
-    errors.CurrencyMismatchError: (422, "currency-mismatch"),
-    errors.SameAccountError: (422, "same-account"),
-    errors.AmountOutOfRangeError: (422, "amount-out-of-range"),
+PROBLEMS: dict[type[errors.LedgerError], Refusal] = {
+    errors.AccountNotFoundError: Refusal(404, "account-not-found"),
+    errors.TransferNotFoundError: Refusal(404, "transfer-not-found"),
+    errors.AccountNotActiveError: Refusal(409, "account-not-active"),
+    errors.InsufficientFundsError: Refusal(409, "insufficient-funds"),
+    errors.AccountNotEmptyError: Refusal(409, "account-not-empty"),
+    errors.VersionMismatchError: Refusal(412, "version-mismatch"),
+    errors.IdempotencyKeyReuseError: Refusal(422, "idempotency-key-reuse"),
+    errors.CurrencyMismatchError: Refusal(422, "currency-mismatch"),
+    errors.SameAccountError: Refusal(422, "same-account"),
+    errors.AmountOutOfRangeError: Refusal(422, "amount-out-of-range"),
 }
 
 

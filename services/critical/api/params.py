@@ -15,7 +15,7 @@ from flask import request
 from services.common.cursor import decode_cursor, invalid_cursor
 from services.common.etag import if_match_version
 from services.common.limits import INT64_MAX
-from services.common.openapi import Param
+from services.common.operation import Param
 from services.common.problems import Problem, validation_failed
 
 _UUID = {"type": "string", "format": "uuid"}

@@ -11,13 +11,12 @@ from services.common import problems
 from services.common.cursor import parse_limit
 from services.common.endpoint import Body, Routes
 from services.common.jsonbody import MAX_DEPTH, too_deep
-from services.common.openapi import Param
+from services.common.operation import Param
 from services.common.sanic_routes import declared, query
 from services.common.sanic_support import json
 from services.ml import params, schemas
 from services.ml.api.shared import (
     CURSOR,
-    DEFAULT_MAX_SAMPLE,
     DOC_HEADERS,
     DOCUMENTS,
     FIELDS,
@@ -43,8 +42,10 @@ from services.ml.store import query as queries
 routes = Routes()
 _ONE = DOCUMENTS + "/{id}"
 _MERGE_SCHEMA: dict[str, Any] = {"type": "object"}
-#: The sample's ``n``; its maximum in the served document is the service's ``max_sample``.
-SAMPLE_SIZE = Param("n", "query", {"type": "integer", "minimum": 1, "maximum": DEFAULT_MAX_SAMPLE})
+#: The sample's ``n``; its maximum is the service's ``max_sample``.
+SAMPLE_SIZE = Param(
+    "n", "query", {"type": "integer", "minimum": 1}, bounds=(("maximum", "max_sample"),)
+)
 
 
 @routes("POST", DOCUMENTS, "Create a document", scopes=WRITE, response=schemas.Document,

@@ -1,18 +1,46 @@
-"""The one table from document-store refusals to problem types (status and slug)."""
+"""The ml service's problem types: the one table from document-store refusals to
+problems, and the problems its handlers raise themselves. The OpenAPI document's list is
+built from both (:func:`services.common.problems.catalogue`)."""
 
 from __future__ import annotations
 
-from services.common.problems import Problem, refused
+from services.common.problems import Problem, Refusal, catalogue, refused
 from services.ml import errors
 
 #: Every refusal of the store and the problem it is answered with.
-PROBLEMS: dict[type[errors.StoreError], tuple[int, str]] = {
-    errors.CollectionNotFoundError: (404, "collection-not-found"),
-    errors.DocumentNotFoundError: (404, "document-not-found"),
-    errors.DocumentExistsError: (409, "document-exists"),
-    errors.VersionMismatchError: (412, "version-mismatch"),
-    errors.StoreUnavailableError: (503, "store-unavailable"),
+PROBLEMS: dict[type[errors.StoreError], Refusal] = {
+    errors.CollectionNotFoundError: Refusal(
+        404, "collection-not-found", "no collection of that name"
+    ),
+    errors.DocumentNotFoundError: Refusal(
+        404, "document-not-found", "no document of that id in the collection"
+    ),
+    errors.DocumentExistsError: Refusal(
+        409, "document-exists", "a document with that id already exists"
+    ),
+    errors.VersionMismatchError: Refusal(
+        412, "version-mismatch", "If-Match names another version; ETag carries the current one"
+    ),
+    errors.StoreUnavailableError: Refusal(503, "store-unavailable"),
 }
+
+#: The problems raised by the handlers (and the shared code they call), not by the store.
+RAISED: tuple[Refusal, ...] = (
+    Refusal(400, "invalid-cursor", "the cursor does not decode to a position this listing made"),
+    Refusal(
+        413,
+        "payload-too-large",
+        "the body, a bulk body (bytes or documents) or a document's data is over its limit",
+    ),
+    Refusal(
+        429,
+        "too-many-exports",
+        "the worker already streams as many exports as it may; retry after Retry-After seconds",
+    ),
+)
+
+#: Every problem type the ml service answers: slug -> (status, meaning).
+PROBLEM_TYPES = catalogue(RAISED, PROBLEMS.values())
 
 
 def problem(error: BaseException) -> Problem | None:

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import HTTPResponse, Request
 
 from services.common.jsonbody import parse_json
-from services.common.openapi import Param
+from services.common.operation import Param
 from services.common.sanic_support import json
 from services.ml import params
 from services.ml.params import COLLECTION_NAME, DOCUMENT_ID, MAX_FIELDS
@@ -21,7 +21,6 @@ DOCUMENTS = COLLECTIONS + "/{name}/documents"
 #: path segments ("documents%3Abulk"), which a literal "documents:bulk" request never
 #: matches; a one-value regex parameter keeps the colon.
 OP_RULE = "/v1/collections/<name:str>/<op:{op}>"
-DEFAULT_MAX_SAMPLE = 10_000
 
 NAME = Param("name", "path", {"type": "string", "pattern": COLLECTION_NAME.pattern}, True)
 ID = Param("id", "path", {"type": "string", "pattern": DOCUMENT_ID.pattern}, True)

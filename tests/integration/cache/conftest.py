@@ -1,4 +1,9 @@
-"""The cache service as a real Sanic server (2 workers) on the session's real Redis."""
+"""The cache service as a real Sanic server (2 workers) on the module's own real Redis.
+
+Each test module gets its own Redis (``redis_server``, tests/integration/conftest.py) and
+its own service on it, so no module sees another's keys, scripts or connections, and the
+modules pass in any order and alone. Tests still use unique keys within a module.
+"""
 
 from __future__ import annotations
 
@@ -26,14 +31,36 @@ def cache_env(redis: RedisServer, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+#: Redis timeouts of the service the functional modules share. The defaults (0.5 s) are
+#: wall-clock bounds on the worker's event loop, and a loaded test machine stalls that loop
+#: about as long: on the shared 2-core machine, at nice 10 under load 14-16, an idle loop
+#: once went 0.48 s without running (p99.9 75 ms), and a worker busy with a burst (the
+#: set-if-absent race: 12 requests each) stalls longer. A Redis reply that arrived during
+#: a stall then times out on resume (the timer runs before the socket is read) and the
+#: request answers 503, as the service promises. That once failed the race with a 503
+#: (freezing the service 0.8 s mid-burst gave 503s in 2 of 3 rounds with the defaults,
+#: none in 3 with these). These modules test what the store does, not how fast; the
+#: latency bounds keep their own short timeouts (test_outage, test_pool, test_failover,
+#: tests/unit/cache).
+FUNCTIONAL_TIMEOUTS = {
+    "STRATA_CACHE_REDIS_SOCKET_TIMEOUT": "5",
+    "STRATA_CACHE_REDIS_CONNECT_TIMEOUT": "5",
+}
+
+
+@pytest.fixture(scope="module")
 def cache_service(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """One server for the read/write tests (they use unique keys, so they can share it)."""
+    """The module's server for the read/write tests, on the module's own Redis."""
     tmp: Path = tmp_path_factory.mktemp("cache")
     # Small limits so the limit tests stay small: 50 keys per batch, 1 KiB per value.
-    env = cache_env(redis_server, STRATA_CACHE_MAX_BATCH="50", STRATA_CACHE_MAX_VALUE_BYTES="1024")
+    env = cache_env(
+        redis_server,
+        STRATA_CACHE_MAX_BATCH="50",
+        STRATA_CACHE_MAX_VALUE_BYTES="1024",
+        **FUNCTIONAL_TIMEOUTS,
+    )
     service = ServiceProcess("cache", env, tmp, workers=2).start()
     yield service
     service.stop()

@@ -1,4 +1,4 @@
-"""The cache store in process against the session's real Redis: what each call does to Redis.
+"""The cache store in process against the module's own Redis: what each call does to Redis.
 
 The HTTP tests see the store through a server process; these call it directly (and read
 Redis behind its back), so every branch of the store is exercised where a mutation tool
@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 def settings(redis_server: RedisServer) -> CacheSettings:
-    """Settings pointing at the session's Redis."""
+    """Settings pointing at the module's own Redis."""
     return CacheSettings(
         environment="development",
         redis_url=f"redis://127.0.0.1:{redis_server.port}/0",

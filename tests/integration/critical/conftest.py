@@ -17,8 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from services.critical.app import create_app
+from services.critical.db import SESSIONS
 from services.critical.migrate import migrate
 from services.critical.settings import CriticalSettings
 from services.devstack.postgres import PostgresServer
@@ -103,6 +105,17 @@ def app(critical_settings_migrated: CriticalSettings) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client (a fresh one per test)."""
     return app.test_client()
+
+
+@pytest.fixture
+def ledger_session(app: Flask) -> Iterator[Session]:
+    """A session from the app's own factory, for calling ``services.critical.ledger`` directly.
+
+    For what no single HTTP request can set up: several writes in one transaction (so they
+    share ``now()``), or a session that read a row before another request changed it.
+    """
+    with app.extensions[SESSIONS]() as session:
+        yield session
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,22 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from services.critical import ledger
+from services.critical.errors import VersionMismatchError
 
 PROBLEM = "application/problem+json"
 
 
-def test_open_account_returns_201_with_the_full_shape(client: FlaskClient, auth) -> None:
+def test_open_account_returns_201_with_the_full_shape(
+    client: FlaskClient, auth, owner_engine: Engine
+) -> None:
+    request_id = f"open-{uuid.uuid4().hex}"
     response = client.post(
-        "/v1/accounts", json={"owner": "alice", "currency": "EUR"}, headers=auth("accounts:write")
+        "/v1/accounts",
+        json={"owner": "alice", "currency": "EUR"},
+        headers=auth("accounts:write", subject="opener", **{"X-Request-ID": request_id}),
     )
     assert response.status_code == 201
     body = response.json
@@ -36,7 +45,15 @@ def test_open_account_returns_201_with_the_full_shape(client: FlaskClient, auth)
         1,
     )
     assert response.headers["Location"] == f"/v1/accounts/{body['id']}"
-    assert response.headers["X-Request-ID"]
+    assert response.headers["X-Request-ID"] == request_id
+    with owner_engine.connect() as conn:
+        audited = conn.execute(
+            text("SELECT actor, action, resource, details FROM audit_log WHERE request_id = :r"),
+            {"r": request_id},
+        ).all()
+    assert [tuple(row) for row in audited] == [
+        ("opener", "account.create", f"accounts/{body['id']}", {"currency": "EUR"})
+    ]
 
 
 def test_get_account_and_etag(client: FlaskClient, auth, account) -> None:
@@ -48,10 +65,12 @@ def test_get_account_and_etag(client: FlaskClient, auth, account) -> None:
 
 
 def test_unknown_account_is_404_account_not_found(client: FlaskClient, auth) -> None:
-    response = client.get(f"/v1/accounts/{uuid.uuid4()}", headers=auth())
+    unknown = uuid.uuid4()
+    response = client.get(f"/v1/accounts/{unknown}", headers=auth())
     assert response.status_code == 404
     assert response.content_type == PROBLEM
     assert response.json["type"] == "urn:strata:problem:account-not-found"
+    assert response.json["detail"] == f"account {unknown} does not exist"
 
 
 def test_list_pages_through_an_owner_s_accounts_in_creation_order(
@@ -80,6 +99,42 @@ def test_list_pages_through_an_owner_s_accounts_in_creation_order(
     assert [i for i in listed if i in made or i in others] == [
         i for pair in zip(made, others, strict=True) for i in pair
     ]
+
+
+def test_accounts_opened_in_one_transaction_page_in_id_order(
+    client: FlaskClient, auth, ledger_session: Session
+) -> None:
+    """Accounts opened in one transaction share created_at (now() is the transaction's
+    start): the keyset falls back to the id, so paging neither skips nor repeats any."""
+    owner = f"batch-{uuid.uuid4().hex[:6]}"
+    actor = ledger.Actor("batch-import", None)
+    made = [ledger.create_account(ledger_session, actor, owner, "EUR") for _ in range(8)]
+    ledger_session.commit()
+    assert len({a.created_at for a in made}) == 1  # the tie this test is about
+    in_id_order = sorted(str(a.id) for a in made)  # PostgreSQL orders uuids as Python does
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = f"/v1/accounts?owner={owner}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(query, headers=auth("accounts:read")).json
+        assert len(page["items"]) <= 2
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == in_id_order
+    # The limit is the query's, not only the page's: the ledger reads no more rows.
+    rows = ledger.list_accounts(ledger_session, owner, None, 2)
+    assert [str(a.id) for a in rows] == in_id_order[:2]
+    # The id order must come from ORDER BY, not from the index the planner happens to walk
+    # ((owner, created_at, id) gives it for free): without index scans, rows tied on
+    # created_at come back in whatever order the sort leaves them unless id is a sort key.
+    ledger_session.rollback()
+    for scan in ("indexscan", "indexonlyscan", "bitmapscan"):
+        ledger_session.execute(text(f"SET LOCAL enable_{scan} = off"))
+    rows = ledger.list_accounts(ledger_session, owner, None, 8)
+    assert [str(a.id) for a in rows] == in_id_order
+    ledger_session.rollback()
 
 
 def test_list_rejects_bad_limit_and_cursor(client: FlaskClient, auth) -> None:
@@ -124,6 +179,29 @@ def test_patch_status_with_if_match(
         ("account.status", {"before": "active", "after": "frozen"}),
         ("account.status", {"before": "frozen", "after": "active"}),
     ]
+
+
+def test_a_status_change_rereads_the_account_under_its_lock(
+    client: FlaskClient, auth, account, ledger_session: Session
+) -> None:
+    """A session that read the account before another request changed it still checks
+    If-Match against the committed version, not the copy it holds."""
+    created = account()
+    account_id = uuid.UUID(created["id"])
+    held = ledger.get_account(ledger_session, account_id)  # a reference keeps it in the session
+    assert held.version == 1
+    ledger_session.commit()  # the copy stays loaded (expire_on_commit=False)
+    url = f"/v1/accounts/{created['id']}"
+    assert client.patch(url, json={"status": "frozen"}, headers=auth()).json["version"] == 2
+    actor = ledger.Actor("tester", None)
+    changed = ledger.set_status(ledger_session, actor, account_id, "active", if_match=2)
+    assert changed is held
+    assert (changed.status, changed.version) == ("active", 3)
+    ledger_session.commit()
+    with pytest.raises(VersionMismatchError, match="at version 3, not 2"):
+        ledger.set_status(ledger_session, actor, account_id, "frozen", if_match=2)
+    ledger_session.rollback()
+    assert client.get(url, headers=auth()).json["version"] == 3
 
 
 def test_patch_requires_a_known_status(client: FlaskClient, auth, account) -> None:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from services.common.limits import INT64_MAX, INT64_MIN
+from services.critical import ledger
+from services.critical.db import ENGINE
+from services.critical.errors import InsufficientFundsError
 
 
 def test_deposit_credits_from_the_external_account(client: FlaskClient, auth, account) -> None:
@@ -17,6 +27,7 @@ def test_deposit_credits_from_the_external_account(client: FlaskClient, auth, ac
     assert response.status_code == 201
     record = response.json
     assert (record["to_account"], record["amount"], record["currency"]) == (acct["id"], 250, "EUR")
+    assert record["reference"] == "payroll"
     assert record["from_account"] != acct["id"]
     assert client.get(f"/v1/accounts/{acct['id']}", headers=auth()).json["balance"] == 250
 
@@ -24,8 +35,13 @@ def test_deposit_credits_from_the_external_account(client: FlaskClient, auth, ac
 def test_withdrawal_debits_and_cannot_overdraw(client: FlaskClient, auth, account) -> None:
     acct = account(balance=100)
     url = f"/v1/accounts/{acct['id']}/withdrawals"
-    ok = client.post(url, json={"amount": 60}, headers=auth("ledger:admin"))
+    ok = client.post(url, json={"amount": 60, "reference": "atm"}, headers=auth("ledger:admin"))
     assert ok.status_code == 201
+    assert (ok.json["from_account"], ok.json["amount"], ok.json["reference"]) == (
+        acct["id"],
+        60,
+        "atm",
+    )
     too_much = client.post(url, json={"amount": 41}, headers=auth("ledger:admin"))
     assert too_much.status_code == 409
     assert too_much.json["type"] == "urn:strata:problem:insufficient-funds"
@@ -63,7 +79,7 @@ def test_deposit_with_idempotency_key_moves_money_once(client: FlaskClient, auth
 
 
 def test_entries_newest_first_with_running_balance_and_pages(
-    client: FlaskClient, auth, account
+    client: FlaskClient, auth, account, ledger_session: Session
 ) -> None:
     acct = account()
     for amount in (10, 20, 30):
@@ -84,8 +100,110 @@ def test_entries_newest_first_with_running_balance_and_pages(
     rest = client.get(f"{url}?limit=3&cursor={first['next_cursor']}", headers=auth()).json
     assert [e["amount"] for e in rest["items"]] == [10]
     assert rest["next_cursor"] is None
+    # The limit is the query's, not only the page's: the ledger reads no more rows.
+    rows = ledger.list_entries(ledger_session, uuid.UUID(acct["id"]), None, 2)
+    assert [e.amount for e in rows] == [-5, 30]
 
 
 def test_entries_of_unknown_account_is_404(client: FlaskClient, auth) -> None:
     response = client.get(f"/v1/accounts/{uuid.uuid4()}/entries", headers=auth())
     assert response.status_code == 404
+
+
+def test_a_movement_rereads_the_balance_under_its_lock(
+    client: FlaskClient, auth, account, ledger_session: Session
+) -> None:
+    """A session that read the balance before another request spent it checks the rules
+    against the balance under the row lock, not the copy it holds (no lost update)."""
+    acct = account(balance=100)
+    held = ledger.get_account(ledger_session, uuid.UUID(acct["id"]))
+    assert held.balance == 100
+    spent = client.post(
+        f"/v1/accounts/{acct['id']}/withdrawals", json={"amount": 60}, headers=auth()
+    )
+    assert spent.status_code == 201
+    actor = ledger.Actor("tester", None)
+    with pytest.raises(InsufficientFundsError):
+        ledger.withdraw(ledger_session, actor, held.id, 50, "late")
+    ledger_session.rollback()
+    ledger.withdraw(ledger_session, actor, held.id, 40, "all of it")
+    ledger_session.commit()
+    assert client.get(f"/v1/accounts/{acct['id']}", headers=auth()).json["balance"] == 0
+
+
+def test_a_new_currency_gets_its_own_external_account(client: FlaskClient, auth, account) -> None:
+    """The first deposit in a currency creates that currency's external account and moves
+    money through it, not through another currency's (USD: no other test here uses it; it
+    sorts after EUR, so neither heap nor index order hands back the EUR one by luck)."""
+    eur = account()
+    first = client.post(f"/v1/accounts/{eur['id']}/deposits", json={"amount": 5}, headers=auth())
+    assert first.status_code == 201
+    usd = account(currency="USD")
+    response = client.post(f"/v1/accounts/{usd['id']}/deposits", json={"amount": 7}, headers=auth())
+    assert response.status_code == 201, response.json
+    assert response.json["currency"] == "USD"
+    assert response.json["from_account"] != first.json["from_account"]
+    assert client.get(f"/v1/accounts/{usd['id']}", headers=auth()).json["balance"] == 7
+
+
+def _deposit(client: FlaskClient, auth, account_id: str, amount: int):
+    return client.post(
+        f"/v1/accounts/{account_id}/deposits", json={"amount": amount}, headers=auth()
+    )
+
+
+def test_a_balance_may_reach_int64_max_but_never_pass_it(
+    client: FlaskClient, auth, account
+) -> None:
+    # JPY: no other test here uses it, so no other balance in it can overflow first.
+    acct = account(balance=INT64_MAX - 10, currency="JPY")
+    assert _deposit(client, auth, acct["id"], 10).status_code == 201
+    over = _deposit(client, auth, acct["id"], 1)
+    assert (over.status_code, over.json["type"]) == (422, "urn:strata:problem:amount-out-of-range")
+    assert over.json["detail"] == "the resulting balance would not fit in a 64-bit integer"
+    assert client.get(f"/v1/accounts/{acct['id']}", headers=auth()).json["balance"] == INT64_MAX
+
+
+def test_the_external_account_may_reach_int64_min_but_never_pass_it(
+    client: FlaskClient, auth, account, owner_engine
+) -> None:
+    """Deposits drive the external account of their currency below zero: it is the side a
+    deposit could overflow (GBP: no other test here uses it)."""
+    account(balance=INT64_MAX, currency="GBP")
+    edge = account(balance=1, currency="GBP")  # the external balance is now exactly INT64_MIN
+    with owner_engine.connect() as conn:
+        outside = conn.execute(
+            text("SELECT balance FROM accounts WHERE kind = 'external' AND currency = 'GBP'")
+        ).scalar_one()
+    assert outside == INT64_MIN
+    third = account(currency="GBP")
+    refused = _deposit(client, auth, third["id"], 1)
+    assert (refused.status_code, refused.json["type"]) == (
+        422,
+        "urn:strata:problem:amount-out-of-range",
+    )
+    # Money flowing back out raises the external balance again: then the deposit fits.
+    back = client.post(f"/v1/accounts/{edge['id']}/withdrawals", json={"amount": 1}, headers=auth())
+    assert back.status_code == 201
+    assert _deposit(client, auth, third["id"], 1).status_code == 201
+
+
+def test_a_deposit_finds_an_existing_external_account_without_inserting_one(
+    app: Flask, client: FlaskClient, auth, account
+) -> None:
+    """The external account is created once per currency; later deposits only read it (no
+    INSERT ... ON CONFLICT round trip on every deposit)."""
+    acct = account(balance=1)  # its deposit made the EUR external account exist
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = app.extensions[ENGINE]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = _deposit(client, auth, acct["id"], 2)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 201, response.json
+    assert not [s for s in seen if s.startswith("INSERT INTO accounts")], seen

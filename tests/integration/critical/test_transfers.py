@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from services.critical.db import ENGINE
+
+RowLock = Callable[[str], AbstractContextManager[None]]
 
 
 def _transfer(client: FlaskClient, headers: dict[str, str], key: str | None = None, **body):
@@ -38,6 +47,13 @@ def test_transfer_moves_money_and_writes_two_entries(client: FlaskClient, auth, 
         "reference",
         "created_at",
     }
+    assert {k: v for k, v in transfer.items() if k not in ("id", "created_at")} == {
+        "from_account": a["id"],
+        "to_account": b["id"],
+        "amount": 30,
+        "currency": "EUR",
+        "reference": "rent",
+    }
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 70
     assert client.get(f"/v1/accounts/{b['id']}", headers=auth()).json["balance"] == 30
     fetched = client.get(f"/v1/transfers/{transfer['id']}", headers=auth("accounts:read"))
@@ -50,9 +66,11 @@ def test_transfer_moves_money_and_writes_two_entries(client: FlaskClient, auth, 
 
 
 def test_unknown_transfer_is_404(client: FlaskClient, auth) -> None:
-    response = client.get(f"/v1/transfers/{uuid.uuid4()}", headers=auth())
+    unknown = uuid.uuid4()
+    response = client.get(f"/v1/transfers/{unknown}", headers=auth())
     assert response.status_code == 404
     assert response.json["type"] == "urn:strata:problem:transfer-not-found"
+    assert response.json["detail"] == f"transfer {unknown} does not exist"
 
 
 def test_error_slugs(client: FlaskClient, auth, account) -> None:
@@ -300,3 +318,128 @@ def test_empty_idempotency_key_is_422_not_missing(client: FlaskClient, auth, acc
         assert response.status_code == 422, url
         assert response.json["errors"][0]["loc"] == ["header", "Idempotency-Key"]
     assert client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"] == 5
+
+
+@pytest.fixture
+def row_lock(owner_engine: Engine) -> RowLock:
+    """Hold an account's row lock in another transaction, as a concurrent write would."""
+
+    @contextmanager
+    def hold(account_id: str) -> Iterator[None]:
+        with owner_engine.connect() as conn, conn.begin():
+            conn.execute(
+                text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"), {"id": account_id}
+            )
+            yield
+
+    return hold
+
+
+def test_a_transfer_locks_only_its_own_two_accounts(
+    client: FlaskClient, auth, account, row_lock: RowLock
+) -> None:
+    """A write on an unrelated account does not hold it up (it would wait out lock_timeout)."""
+    a, b, busy = account(balance=10), account(), account()
+    with row_lock(busy["id"]):
+        response = _transfer(
+            client, auth(), from_account=a["id"], to_account=b["id"], amount=3, currency="EUR"
+        )
+    assert response.status_code == 201, response.json
+
+
+def test_naming_the_external_account_never_waits_on_its_lock(
+    client: FlaskClient, auth, account, row_lock: RowLock
+) -> None:
+    """The external account is a hot row (every deposit locks it): a transfer that names
+    it is refused without queueing behind those deposits."""
+    customer = account(balance=10)
+    deposit = client.post(
+        f"/v1/accounts/{customer['id']}/deposits", json={"amount": 1}, headers=auth()
+    )
+    external = deposit.json["from_account"]
+    with row_lock(external):
+        response = _transfer(
+            client,
+            auth(),
+            from_account=customer["id"],
+            to_account=external,
+            amount=1,
+            currency="EUR",
+        )
+    assert response.status_code == 404, response.json
+    assert response.json["type"] == "urn:strata:problem:account-not-found"
+
+
+def test_both_accounts_are_locked_in_one_statement_in_id_order(
+    app: Flask, client: FlaskClient, auth, account
+) -> None:
+    """Two transfers in opposite directions lock A and B in the same order, so neither can
+    hold one lock while waiting for the other (no deadlock): the order is the SQL's."""
+    a, b = account(), account(balance=10)
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = app.extensions[ENGINE]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = _transfer(
+            client, auth(), from_account=b["id"], to_account=a["id"], amount=1, currency="EUR"
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    locking = [s for s in seen if "FROM accounts" in s and "FOR UPDATE" in s]
+    assert len(locking) == 1, seen
+    assert locking[0].endswith("ORDER BY accounts.id FOR UPDATE"), locking[0]
+    assert response.status_code == 201, response.json
+
+
+def test_every_movement_is_audited_with_what_moved(
+    client: FlaskClient, auth, account, owner_engine: Engine
+) -> None:
+    a, b = account(balance=50), account()
+    request_ids = {kind: f"audit-{kind}-{uuid.uuid4().hex}" for kind in ("t", "d", "w")}
+
+    def headers(kind: str) -> dict[str, str]:
+        return auth(subject="auditor", **{"X-Request-ID": request_ids[kind]})
+
+    moved = _transfer(
+        client, headers("t"), from_account=a["id"], to_account=b["id"], amount=20, currency="EUR"
+    ).json
+    deposit = client.post(
+        f"/v1/accounts/{b['id']}/deposits", json={"amount": 5}, headers=headers("d")
+    ).json
+    withdrawal = client.post(
+        f"/v1/accounts/{a['id']}/withdrawals", json={"amount": 3}, headers=headers("w")
+    ).json
+    with owner_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT request_id, actor, action, resource, details FROM audit_log "
+                "WHERE request_id = ANY(:ids)"
+            ),
+            {"ids": list(request_ids.values())},
+        ).all()
+    audited = {row.request_id: tuple(row)[1:] for row in rows}
+    assert len(rows) == 3
+    assert audited == {
+        request_ids[kind]: (
+            "auditor",
+            action,
+            f"transfers/{record['id']}",
+            {
+                "from_account": record["from_account"],
+                "to_account": record["to_account"],
+                "amount": record["amount"],
+                "currency": "EUR",
+            },
+        )
+        for kind, action, record in (
+            ("t", "transfer.create", moved),
+            ("d", "deposit.create", deposit),
+            ("w", "withdrawal.create", withdrawal),
+        )
+    }
+    assert (deposit["to_account"], withdrawal["from_account"]) == (b["id"], a["id"])
+    assert (deposit["amount"], withdrawal["amount"], moved["amount"]) == (5, 3, 20)

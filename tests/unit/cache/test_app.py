@@ -10,7 +10,8 @@ from sanic.exceptions import MethodNotAllowed, NotFound
 from services.cache.__main__ import main
 from services.cache.app import create_app
 from services.cache.settings import CacheSettings
-from services.cache.spec import openapi_document
+from services.cache.spec import ENDPOINTS, INFO
+from services.common.openapi import build_openapi
 
 
 @pytest.mark.usefixtures("sanic_test_mode")
@@ -71,7 +72,7 @@ def _refs(node: object) -> list[str]:
 
 
 def test_openapi_refs_resolve(settings: CacheSettings) -> None:
-    document = openapi_document(settings)
+    document = build_openapi(INFO, settings, (e.operation for e in ENDPOINTS))
     schemas = document["components"]["schemas"]
     for name in ("PutValue", "Entry", "MgetRequest", "MsetRequest", "IncrRequest", "Problem"):
         assert name in schemas
@@ -92,6 +93,16 @@ def test_openapi_refs_resolve(settings: CacheSettings) -> None:
             assert "403" in operation["responses"]
     assert protected == {op: [{"bearer": scopes}] for op, scopes in SCOPES.items()}
     assert {"/livez", "/readyz", "/metrics", "/openapi.json"} <= set(document["paths"])
+
+
+@pytest.mark.usefixtures("sanic_test_mode")
+def test_sanic_graceful_timeout_is_the_setting(
+    settings: CacheSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATA_CACHE_GRACEFUL_SECONDS", "9")
+    from_env = CacheSettings(environment="development", redis_url=settings.redis_url)
+    assert create_app(from_env).config.GRACEFUL_SHUTDOWN_TIMEOUT == 9.0
+    assert create_app(settings).config.GRACEFUL_SHUTDOWN_TIMEOUT == 20.0  # the default
 
 
 def test_serve_refuses_bad_configuration(

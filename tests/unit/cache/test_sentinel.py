@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from redis.asyncio.sentinel import MasterNotFoundError
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.cache.errors import StoreUnavailableError
-from services.cache.sentinel import pool_options
+from services.cache.sentinel import FollowingPool, MasterFollower, pool_options
 from services.cache.settings import CacheSettings, parse_address
 from services.cache.store import CacheStore
 from services.common.metrics import Metrics
@@ -104,3 +106,36 @@ def test_no_sentinel_answers_every_call_is_a_fast_503_and_not_ready() -> None:
     assert (
         metrics.registry.get_sample_value("redis_master_changes_total", {"service": "cache"}) == 0
     )
+
+
+def test_the_master_pool_is_sentinels_and_blocking_at_once() -> None:
+    """The MRO composes both redis-py pools: a full pool makes the next caller wait, a
+    release wakes it, and the woken caller connects through Sentinel's connection class."""
+    settings = sentinel_settings(redis_max_connections=1, redis_socket_timeout=0.3)
+    # What each base must contribute (a redis-py upgrade that moves a method shows here).
+    assert FollowingPool.__mro__[1:3] == (SentinelConnectionPool, BlockingConnectionPool)
+    assert FollowingPool.get_connection is BlockingConnectionPool.get_connection
+    assert FollowingPool.release is BlockingConnectionPool.release
+    assert FollowingPool.reset is SentinelConnectionPool.reset
+
+    async def scenario() -> None:
+        follower = MasterFollower(settings, Metrics("cache"))
+        pool = follower.pool
+        assert (pool.max_connections, pool.timeout) == (1, settings.pool_timeout)
+        held = pool.get_available_connection()  # the only connection, taken without I/O
+        started = time.monotonic()
+        with pytest.raises(RedisConnectionError, match="No connection available"):
+            await pool.get_connection()
+        assert 0.25 < time.monotonic() - started < 0.3 + 0.5  # waited the pool timeout
+        waiter = asyncio.create_task(pool.get_connection())
+        await asyncio.sleep(0)  # one step: the waiter now waits on the pool's condition
+        assert not waiter.done()
+        await pool.release(held)
+        # Woken, it connects as a Sentinel-managed connection: to the follower's master
+        # address, and none is known (no Sentinel answers here).
+        with pytest.raises(MasterNotFoundError):
+            await waiter
+        assert list(pool._in_use_connections) == []  # the failed connect gave it back
+        await pool.disconnect()
+
+    asyncio.run(scenario())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -64,6 +65,9 @@ def test_pool_takes_timeouts_and_explicit_credentials_over_the_url() -> None:
     assert (kwargs["username"], kwargs["password"]) == ("acl-user", "explicit")
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.2, 0.3)
     assert pool.max_connections == 7
+    # A burst waits for a free connection for one socket timeout instead of failing at once.
+    assert isinstance(pool, BlockingConnectionPool)
+    assert pool.timeout == settings.pool_timeout == 0.2
     retry = kwargs["retry"]
     assert retry.get_retries() == 1
     assert RedisConnectionError in retry._supported_errors

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from services.cache.api.errors import PROBLEM_TYPES as CACHE_TYPES
 from services.cache.api.errors import PROBLEMS as CACHE_REFUSALS
 from services.cache.settings import CacheSettings
-from services.cache.spec import PROBLEM_TYPES as CACHE_TYPES
-from services.cache.spec import openapi_document as cache_document
+from services.cache.spec import ENDPOINTS as CACHE_ENDPOINTS
+from services.cache.spec import INFO as CACHE_INFO
+from services.common.openapi import build_openapi
+from services.ml.api import ENDPOINTS as ML_ENDPOINTS
+from services.ml.api.errors import PROBLEM_TYPES as ML_TYPES
 from services.ml.api.errors import PROBLEMS as ML_REFUSALS
-from services.ml.spec import PROBLEM_TYPES as ML_TYPES
-from services.ml.spec import openapi_document as ml_document
+from services.ml.settings import MlSettings
+from services.ml.spec import INFO as ML_INFO
 
 ROOT = Path(__file__).resolve().parents[3] / "services"
 RAISED = re.compile(r'(?:Problem|__init__)\(\s*([0-9]{3}|[\w.]+),\s*"([a-z][a-z-]*)"', re.S)
@@ -43,7 +47,7 @@ def test_every_raised_slug_is_documented_with_its_status(
     service: str, types: dict[str, tuple[int, str]]
 ) -> None:
     found = raised(service, "common")
-    for status, slug in REFUSALS[service].values():
+    for status, slug, _ in REFUSALS[service].values():
         found.setdefault(slug, set()).add(str(status))
     assert set(found) - set(types) - NEVER_SENT - UNUSED[service] == set()
     for slug, statuses in found.items():
@@ -55,8 +59,20 @@ def test_every_raised_slug_is_documented_with_its_status(
 
 def test_the_documents_admit_exactly_those_types() -> None:
     for document, types in (
-        (ml_document("test"), ML_TYPES),
-        (cache_document(CacheSettings(environment="development")), CACHE_TYPES),
+        (
+            build_openapi(
+                ML_INFO, MlSettings(environment="development"), (e.operation for e in ML_ENDPOINTS)
+            ),
+            ML_TYPES,
+        ),
+        (
+            build_openapi(
+                CACHE_INFO,
+                CacheSettings(environment="development"),
+                (e.operation for e in CACHE_ENDPOINTS),
+            ),
+            CACHE_TYPES,
+        ),
     ):
         enum = document["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
         assert enum == sorted(f"urn:strata:problem:{slug}" for slug in types)

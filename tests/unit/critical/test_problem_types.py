@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+from services.common.openapi import build_openapi
 from services.critical.api import ENDPOINTS
 from services.critical.api.errors import PROBLEMS
-from services.critical.openapi import document
 from services.critical.problem_types import PROBLEM_TYPES
+from services.critical.settings import CriticalSettings
+from services.critical.spec import INFO
 from services.critical.worker import _SLUGS
 
 ROOT = Path(__file__).resolve().parents[3] / "services"
@@ -21,8 +24,14 @@ def _raised() -> set[tuple[int, str]]:
         for path in (ROOT / package).rglob("*.py"):
             found |= {(int(s), slug) for s, slug in RAISED.findall(path.read_text())}
     found |= {(status, slug) for status, slug in _SLUGS.items()}
-    found |= set(PROBLEMS.values())  # the ledger's refusals, mapped at the edge
+    found |= {(r.status, r.slug) for r in PROBLEMS.values()}  # ledger refusals, at the edge
     return found
+
+
+def document() -> dict[str, Any]:
+    """The served document (as ``create_app`` builds it)."""
+    settings = CriticalSettings(environment="development")
+    return build_openapi(INFO, settings, (e.operation for e in ENDPOINTS))
 
 
 def test_every_problem_the_code_raises_is_catalogued_with_its_status() -> None:
@@ -36,11 +45,11 @@ def test_every_catalogued_problem_is_raised_somewhere() -> None:
 
 
 def test_each_operation_documents_exactly_its_problem_types() -> None:
-    doc = document("test")
+    doc = document()
     for endpoint in ENDPOINTS:
         op = endpoint.operation
         responses = doc["paths"][op.path][op.method.lower()]["responses"]
-        for slug in endpoint.problems:
+        for slug in op.problems:
             status = str(PROBLEM_TYPES[slug].status)
             schema = responses[status]["content"]["application/problem+json"]["schema"]
             assert f"urn:strata:problem:{slug}" in schema["properties"]["type"]["enum"]
@@ -50,7 +59,7 @@ def test_each_operation_documents_exactly_its_problem_types() -> None:
 
 
 def test_health_endpoints_are_documented() -> None:
-    paths = document("test")["paths"]
+    paths = document()["paths"]
     assert {"/livez", "/readyz", "/metrics", "/openapi.json"} <= set(paths)
     readyz = paths["/readyz"]["get"]["responses"]
     assert set(readyz["503"]["content"]) == {"application/json"}
@@ -68,7 +77,7 @@ def _keys(node: object) -> set[str]:
 def test_no_pydantic_only_keyword_leaks_into_the_schemas() -> None:
     # gt/le are pydantic's names; JSON Schema's are exclusiveMinimum/maximum. A validator
     # placed before Field() once left them raw, and the fuzzer then sent amount 0.
-    schemas = document("test")["components"]["schemas"]
+    schemas = document()["components"]["schemas"]
     assert not _keys(schemas) & {"gt", "ge", "lt", "le", "strict"}
     amount = schemas["Movement"]["properties"]["amount"]
     assert (amount["exclusiveMinimum"], amount["maximum"]) == (0, 2**63 - 1)

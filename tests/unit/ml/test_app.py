@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from services.common.openapi import build_openapi
+from services.ml.api import ENDPOINTS
 from services.ml.app import create_app
 from services.ml.settings import MlDatabaseSettings, MlSettings
-from services.ml.spec import openapi_document
+from services.ml.spec import INFO
 
 
 def settings(**values: object) -> MlSettings:
@@ -29,14 +31,31 @@ def test_every_route_is_documented() -> None:
     # HEAD is served wherever GET is, and not described separately.
     gets = {path for method, path in served if method == "GET"}
     assert {path for method, path in served if method == "HEAD"} == gets
-    paths = openapi_document("test")["paths"]
+    paths = build_openapi(INFO, settings(), (e.operation for e in ENDPOINTS))["paths"]
     described = {(method.upper(), path) for path, ops in paths.items() for method in ops}
     assert {(m, p) for m, p in served if m != "HEAD"} == described
+
+
+def test_the_documented_sample_bound_is_the_setting() -> None:
+    # The sample's n is declared with its maximum taken from max_sample, not a constant.
+    for bound in (7, 250_000):
+        document = build_openapi(INFO, settings(max_sample=bound), (e.operation for e in ENDPOINTS))
+        sample = document["paths"]["/v1/collections/{name}/documents:sample"]["get"]
+        (n,) = [p for p in sample["parameters"] if p["name"] == "n"]
+        assert n["schema"] == {"type": "integer", "minimum": 1, "maximum": bound}
 
 
 def test_body_limit_comes_from_settings() -> None:
     app = create_app(settings(max_body_bytes=4096))
     assert app.config.REQUEST_MAX_SIZE == 4096
+
+
+@pytest.mark.parametrize("seconds", [3, 45])
+def test_sanic_gives_requests_in_flight_the_graceful_seconds(seconds: int) -> None:
+    # The one shutdown rule (docs/configuration.md): Sanic counts it after the drain.
+    app = create_app(settings(graceful_seconds=seconds, drain_seconds=2))
+    timeout = app.config.GRACEFUL_SHUTDOWN_TIMEOUT
+    assert timeout == float(seconds)
 
 
 def test_production_refuses_placeholder_secret() -> None:
