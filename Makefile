@@ -11,7 +11,7 @@ CHECKOV_PIN    = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration test-chart test-images e2e-cluster \
-        e2e-kind lint fmt bench bench-critical bench-ml bench-cache bench-backup images clean \
+        e2e-kind lint fmt bench bench-tools bench-critical bench-ml bench-cache bench-backup images clean \
         scan-chart chart-docs mutation
 
 help: ## list the targets
@@ -76,15 +76,27 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix services tests
 	$(BIN)/ruff format services tests
 
-bench: bench-critical bench-ml bench-cache ## all benchmarks (not tests)
+bench: bench-critical bench-ml bench-cache ## all benchmarks (not tests): Strata beside same-run references
 
-bench-critical: $(STAMP)
+# The load tool and the references the benchmarks run beside Strata (Debian packages; CI does
+# not run the benchmarks, so .ci/run does not install them). As root it installs what is
+# missing, like .ci/run; otherwise it names the packages. Without webdis bench-cache skips
+# that one reference and says so.
+BENCH_PACKAGES := wrk:wrk pgbench:postgresql-client redis-benchmark:redis-tools webdis:webdis
+bench-tools: ## install wrk, pgbench, redis-benchmark and webdis (Debian) if missing
+	@need=""; for pair in $(BENCH_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null || need="$$need $${pair#*:}"; done; \
+	if [ -z "$$need" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends $$need; \
+	else echo "missing Debian packages:$$need (apt-get install -y$$need)"; fi
+
+bench-critical: $(STAMP) bench-tools
 	$(BIN)/python -m tests.bench.bench_critical
 
-bench-ml: $(STAMP)
+bench-ml: $(STAMP) bench-tools
 	$(BIN)/python -m tests.bench.bench_ml
 
-bench-cache: $(STAMP)
+bench-cache: $(STAMP) bench-tools
 	$(BIN)/python -m tests.bench.bench_cache
 
 bench-backup: $(STAMP) ## pgBackRest backup and restore durations of a 100,000-transfer ledger

@@ -32,7 +32,8 @@ class CachingVerifier:
         principal, generation = hit
         if principal.expires_at > time.time() and generation == self._verifier.key_generation():
             return principal
-        del self._entries[authorization]
+        # pop, not del: in a threaded worker another thread may have dropped it already.
+        self._entries.pop(authorization, None)
         return None
 
     def verify_header(self, authorization: str | None) -> Principal:
@@ -47,7 +48,8 @@ class CachingVerifier:
         assert authorization is not None  # verify_header raised otherwise
         self._entries[authorization] = (principal, generation)
         if len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+            with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
+                self._entries.popitem(last=False)
         return principal
 
     async def prepare(self, authorization: str) -> None:

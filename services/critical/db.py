@@ -75,7 +75,11 @@ def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engin
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
-        pool_pre_ping=True,  # a connection broken by a database restart is replaced, not used
+        # No ping per checkout (a round trip per request): a connection a restart broke
+        # fails its first statement, which invalidates the whole pool (SQLAlchemy drops
+        # every older connection), answers 503 store-unavailable, and reads retry once
+        # (services/critical/reads.py).
+        pool_pre_ping=False,
         pool_recycle=1800,
         # Bound values (owners, references, token subjects) stay out of error texts.
         hide_parameters=True,

@@ -38,6 +38,8 @@ limit_request_fields = 100
 forwarded_allow_ips = _settings.forwarded_allow_ips
 forwarder_headers = ""
 accesslog = None
+# ...and no access-log work per request either (logconfig_dict below would enable it).
+logger_class = "services.critical.gunicorn_log.NoAccessLogLogger"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 worker_tmp_dir = "/tmp"  # noqa: S108 - an emptyDir in containers; the root FS is read-only

@@ -1,16 +1,20 @@
-"""Benchmark (not a test): transfers through gunicorn next to pgbench running the same SQL.
+"""Benchmark (not a test): the critical service beside its same-run references.
 
-Run with ``make bench-critical``. Starts its own PostgreSQL and gunicorn (2 workers x 4
-threads), funds a set of accounts, then measures in one run:
+Run with ``make bench-critical``. Starts its own PostgreSQL, the service as its image runs
+it (gunicorn 2 workers x 4 threads, JWT auth on) and a bare Flask/gunicorn peer of the same
+shape (tests/bench/bare_flask.py), funds a set of accounts, then measures in one run, with
+``wrk -t1 -c64`` for every HTTP target:
 
-* ``wrk`` POSTing transfers (unique Idempotency-Key each) through the service;
-* ``pgbench`` running the same transaction in SQL (idempotency row, ordered row locks,
-  transfer, two entries whose insert applies the balances, audit row) with the same
-  client count;
-* ``wrk`` on ``/livez`` (the HTTP stack alone, no database).
+* POST /v1/transfers (unique Idempotency-Key each) through the service, through the bare
+  Flask handler doing the same transaction, and ``pgbench`` (16 clients) running it in SQL
+  (idempotency row, ordered row locks, transfer, two entries whose insert applies the
+  balances, audit row);
+* GET /v1/accounts/{id} through the service and through the bare Flask + SQLAlchemy Core
+  handler (one SELECT by key);
+* GET /livez (the HTTP stack alone, no database), for scale.
 
-Figures are reported as ratios against pgbench measured in the same run, since absolute
-numbers drift on shared machines.
+Prints one table (tests/bench/report.py): figures drift between runs on a shared machine,
+the same-run ratios are what the goals of issue 15 are about.
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ import requests
 
 from services.critical.migrate import migrate
 from services.devstack.postgres import PostgresServer
+from tests.bench import load, peers
+from tests.bench.report import Comparison, table
 from tests.integration.critical.conftest import create_database, critical_settings, service_env
 from tests.support.process import ServiceProcess
 
 ACCOUNTS = 100
-CLIENTS = 16
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+PGBENCH_CLIENTS = 16
+POOL_SIZE = 4
+SECONDS = load.SECONDS
 
 WRK_TRANSFER = """
 local ids = {%(ids)s}
@@ -77,125 +84,119 @@ COMMIT;
 """
 
 
-def wrk(url: str, script: Path | None, headers: dict[str, str]) -> float:
-    """Requests per second reported by wrk."""
-    args = ["wrk", "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency"]
-    for name, value in headers.items():
-        args += ["-H", f"{name}: {value}"]
-    if script:
-        args += ["-s", str(script)]
-    out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        print(f"  ({errors.group(1)} non-2xx responses)")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+def pgbench(pg: PostgresServer, script: Path) -> float:
+    """Transactions per second of ``script`` run by pgbench with 16 clients."""
+    env = {**os.environ, "PGPASSWORD": pg.password}
+    out = subprocess.run(
+        ["pgbench", "-n", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "strata_admin",
+         "-c", str(PGBENCH_CLIENTS), "-j", "1", "-T", str(SECONDS), "-f", str(script),
+         "strata_critical"],
+        check=False, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"pgbench failed: {out.stderr[-2000:]}")
+    return float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+
+
+def fund(base_url: str, auth: dict[str, str]) -> list[str]:
+    """Open and fund the benchmark's accounts through the service."""
+    ids = []
+    with requests.Session() as s:
+        for i in range(ACCOUNTS):
+            acct = s.post(
+                f"{base_url}/v1/accounts", json={"owner": f"b{i}", "currency": "EUR"}, headers=auth
+            ).json()
+            s.post(
+                f"{base_url}/v1/accounts/{acct['id']}/deposits",
+                json={"amount": 10**12},
+                headers=auth,
+            ).raise_for_status()
+            ids.append(acct["id"])
+    return ids
+
+
+def measure(pg: PostgresServer, tmp: Path) -> list[Comparison]:
+    """Every figure of the run, as comparisons."""
+    create_database(pg, "strata_critical")
+    settings = critical_settings(pg, "strata_critical")
+    migrate(settings)
+    env = {
+        **service_env(settings),
+        "STRATA_CRITICAL_LOG_LEVEL": "WARNING",
+        "STRATA_CRITICAL_POOL_SIZE": str(POOL_SIZE),
+        "STRATA_CRITICAL_THREADS": "4",
+    }
+    server = ServiceProcess("critical", env, tmp).start()
+    try:
+        from services.common.auth import mint_token
+        from services.common.settings import DEV_JWT_SECRET
+
+        token = mint_token(
+            key=DEV_JWT_SECRET,
+            audience="strata-critical",
+            scopes=["accounts:read", "accounts:write", "ledger:admin", "transfers:write"],
+            ttl=3600,
+        )
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        ids = fund(server.base_url, auth)
+        pg.psql(
+            "CREATE TABLE bench_ids (n int PRIMARY KEY, id uuid);"
+            "CREATE UNLOGGED TABLE bench_last (id uuid);"
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+            database="strata_critical",
+        )
+        values = ",".join(f"({i + 1}, '{x}')" for i, x in enumerate(ids))
+        pg.psql(f"INSERT INTO bench_ids VALUES {values}", database="strata_critical")
+        transfer_lua = tmp / "transfer.lua"
+        transfer_lua.write_text(WRK_TRANSFER % {"ids": ",".join(json.dumps(i) for i in ids)})
+        transfer_sql = tmp / "transfer.sql"
+        transfer_sql.write_text(PGBENCH_TRANSFER % {"n": ACCOUNTS})
+        account_lua = load.random_path_script("/v1/accounts/%s", ids, tmp)
+
+        print(
+            f"critical: {SECONDS}s each, wrk -t{load.THREADS} -c{load.CONNECTIONS}, "
+            f"pgbench {PGBENCH_CLIENTS} clients, gunicorn 2 workers x 4 threads (both)"
+        )
+        url = settings.url().render_as_string(hide_password=False)
+        with peers.bare_flask(url, tmp, POOL_SIZE) as bare:
+            get_strata = load.wrk(server.base_url, auth, account_lua)
+            get_bare = load.wrk(bare, auth, account_lua)
+            post_strata = load.wrk(f"{server.base_url}/v1/transfers", auth, transfer_lua)
+            post_bare = load.wrk(f"{bare}/v1/transfers", auth, transfer_lua)
+        post_pgbench = pgbench(pg, transfer_sql)
+        livez = load.wrk(f"{server.base_url}/livez")
+    finally:
+        server.stop()
+    transfers = "POST /v1/transfers"
+    return [
+        Comparison(
+            transfers,
+            post_strata,
+            "pgbench, same transaction",
+            post_pgbench,
+            goal=0.45,
+            reference_unit="tx/s",
+        ),
+        Comparison(transfers, post_strata, "bare Flask/gunicorn", post_bare),
+        Comparison("GET /v1/accounts/{id}", get_strata, "bare Flask + Core", get_bare, goal=1.0),
+        Comparison("GET /livez (no database)", livez, "bare Flask GET account", get_bare),
+    ]
 
 
 def main() -> int:
-    """Run the benchmark and print the ratios."""
-    if not shutil.which("wrk"):
-        print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
+    """Run the benchmark and print the table."""
+    load.require_wrk()
+    if not shutil.which("pgbench"):
+        print("pgbench is missing: apt-get install -y postgresql-client", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="strata-bench-"))
     pg = PostgresServer().start()
     try:
-        create_database(pg, "strata_critical")
-        settings = critical_settings(pg, "strata_critical")
-        migrate(settings)
-        server = ServiceProcess(
-            "critical",
-            {
-                **service_env(settings),
-                "STRATA_CRITICAL_LOG_LEVEL": "WARNING",
-                "STRATA_CRITICAL_POOL_SIZE": "4",
-            },
-            tmp,
-        ).start()
-        try:
-            from services.common.auth import mint_token
-            from services.common.settings import DEV_JWT_SECRET
-
-            token = mint_token(
-                key=DEV_JWT_SECRET,
-                audience="strata-critical",
-                scopes=["accounts:write", "ledger:admin", "transfers:write"],
-                ttl=3600,
-            )
-            auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            ids = []
-            with requests.Session() as s:
-                for i in range(ACCOUNTS):
-                    acct = s.post(
-                        f"{server.base_url}/v1/accounts",
-                        json={"owner": f"b{i}", "currency": "EUR"},
-                        headers=auth,
-                    ).json()
-                    s.post(
-                        f"{server.base_url}/v1/accounts/{acct['id']}/deposits",
-                        json={"amount": 10**12},
-                        headers=auth,
-                    )
-                    ids.append(acct["id"])
-            pg.psql(
-                "CREATE TABLE bench_ids (n int PRIMARY KEY, id uuid);"
-                "CREATE UNLOGGED TABLE bench_last (id uuid);"
-                "CREATE EXTENSION IF NOT EXISTS pgcrypto",
-                database="strata_critical",
-            )
-            values = ",".join(f"({i + 1}, '{x}')" for i, x in enumerate(ids))
-            pg.psql(f"INSERT INTO bench_ids VALUES {values}", database="strata_critical")
-
-            lua = tmp / "transfer.lua"
-            lua.write_text(WRK_TRANSFER % {"ids": ",".join(json.dumps(i) for i in ids)})
-            sql = tmp / "transfer.sql"
-            sql.write_text(PGBENCH_TRANSFER % {"n": ACCOUNTS})
-
-            print(f"benchmark: {SECONDS}s each, {CLIENTS} connections, gunicorn 2x4 threads")
-            service_tps = wrk(f"{server.base_url}/v1/transfers", lua, auth)
-            livez = wrk(f"{server.base_url}/livez", None, {})
-            env = {**os.environ, "PGPASSWORD": pg.password}
-            out = subprocess.run(
-                [
-                    "pgbench",
-                    "-n",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(pg.port),
-                    "-U",
-                    "strata_admin",
-                    "-c",
-                    str(CLIENTS),
-                    "-j",
-                    "2",
-                    "-T",
-                    str(SECONDS),
-                    "-f",
-                    str(sql),
-                    "strata_critical",
-                ],
-                check=False,
-                capture_output=True,
-                text=True,
-                env=env,
-            )
-            if out.returncode != 0:
-                raise RuntimeError(f"pgbench failed: {out.stderr[-2000:]}")
-            pgbench_tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
-        finally:
-            server.stop()
+        rows = measure(pg, tmp)
     finally:
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-    print(f"pgbench, same transaction in SQL : {pgbench_tps:10.1f} tx/s  (baseline 1.00)")
-    print(
-        f"service POST /v1/transfers       : {service_tps:10.1f} req/s "
-        f"(ratio {service_tps / pgbench_tps:.2f})"
-    )
-    print(
-        f"service GET /livez (no database) : {livez:10.1f} req/s (ratio {livez / pgbench_tps:.2f})"
-    )
+    print(table(rows))
     return 0
 
 

@@ -5,6 +5,8 @@ then, on 1,000,000 documents (BENCH_ML_ROWS to change):
 
 * ingest: ``\\copy ... FROM`` by psql vs HTTP ``documents:bulk`` (10,000 per request,
   two clients so both workers work), each into an empty table with the same indexes;
+* GET one document: the service (JWT auth on) vs a bare Sanic + asyncpg handler doing one
+  SELECT by key (tests/bench/bare_ml.py, same worker count), ``wrk -t1 -c64`` on both;
 * export: ``\\copy (SELECT ...) TO`` by psql vs HTTP ``export`` of the same rows;
 * large documents (200 x ~0.9 MB): the peak RSS growth of a worker and the time of
   exports, pages and samples, next to small documents (tests/bench/ml_memory.py); with
@@ -13,7 +15,8 @@ then, on 1,000,000 documents (BENCH_ML_ROWS to change):
 * EXPLAIN (ANALYZE, BUFFERS) of a filtered listing and of the export query;
 * with psycopg 3 installed, a short asyncpg-vs-psycopg comparison under SQLAlchemy.
 
-Prints rows/s and ratios (service / COPY). Absolute numbers drift between runs; the
+Prints the figures, then one table of Strata beside its same-run references with the
+goals of issue 15 (tests/bench/report.py). Absolute numbers drift between runs; the
 ratios are the figures to compare.
 """
 
@@ -35,7 +38,9 @@ from services.common.settings import DEV_JWT_SECRET
 from services.devstack.postgres import PostgresServer
 from services.ml.settings import MlDatabaseSettings
 from services.ml.store.schema import migrate
+from tests.bench import load, peers
 from tests.bench.ml_memory import Baseline, Served, large_documents
+from tests.bench.report import Comparison, table
 from tests.support.process import ServiceProcess
 
 ROWS = int(os.environ.get("BENCH_ML_ROWS", "1000000"))
@@ -147,6 +152,7 @@ def main() -> None:
         bodies.clear()
         psql(server, "VACUUM ANALYZE ml_documents")
         http_cid = psql(server, "SELECT id FROM ml_collections WHERE name = 'httpload'").strip()
+        get_strata, get_bare = point_reads(server, service, token, work, workers)
 
         print("export")
         order = f"FROM ml_documents WHERE collection_id = {http_cid} ORDER BY created_at, id"
@@ -212,6 +218,20 @@ def main() -> None:
             f" ratio {copy_data / http_out:.2f} (vs data) / {copy_lines / http_out:.2f}"
             " (vs the same lines)"
         )
+        print(
+            table(
+                [
+                    Comparison("ml GET one document", get_strata, "bare Sanic + asyncpg",
+                               get_bare, goal=0.7),
+                    Comparison(f"ml export NDJSON, {ROWS:,} docs", ROWS / http_out,
+                               "psql \\copy of the export's own SQL", ROWS / copy_lines,
+                               unit="rows/s", goal=0.8),
+                    Comparison(f"ml bulk ingest, {ROWS:,} docs", ROWS / http_in,
+                               "\\copy into the same table and indexes", ROWS / copy_in,
+                               unit="rows/s", goal=0.7),
+                ]
+            )
+        )  # fmt: skip
         print(f"\n{len(large)} figures of large documents (median time / largest RSS growth)")
         print("\n".join(large))
 
@@ -252,6 +272,26 @@ def main() -> None:
             service.stop()
         server.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def point_reads(
+    server: PostgresServer, service: ServiceProcess, token: str, work: Path, workers: int
+) -> tuple[float, float]:
+    """Requests/s of GET one document: the service, then the bare Sanic + asyncpg peer."""
+    ids = psql(
+        server,
+        "SELECT d.id FROM ml_documents d JOIN ml_collections c ON c.id = d.collection_id "
+        "WHERE c.name = 'httpload' ORDER BY random() LIMIT 1000",
+    ).split()
+    script = load.random_path_script("/v1/collections/httpload/documents/%s", ids, work)
+    auth = {"Authorization": f"Bearer {token}"}
+    print(f"GET one document: {load.SECONDS}s each, wrk -t{load.THREADS} -c{load.CONNECTIONS}")
+    strata = load.wrk(service.base_url, auth, script)
+    dsn = f"postgresql://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{server.port}/{DB}"
+    with peers.bare_ml(dsn, work, workers) as bare:
+        reference = load.wrk(bare, auth, script)
+    print(f"  service {strata:,.0f} req/s, bare Sanic + asyncpg {reference:,.0f} req/s")
+    return strata, reference
 
 
 def drivers(server: PostgresServer) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from services.common.auth import Principal
 from services.common.cursor import page, parse_limit
 from services.common.endpoint import Body, Routes
-from services.critical import idempotency, ledger
+from services.critical import idempotency, ledger, reads
 from services.critical.api.declare import BODY, ETAG, HEADER, LIST, MOVE, PATH, REPLAYED, declare
 from services.critical.api.deps import actor, idempotent_write
 from services.critical.api.params import (
@@ -84,10 +84,9 @@ def list_accounts() -> Response:
 def get_account(account_id: str) -> Response:
     """One account."""
     check_query()
-    db = session()
-    with db.begin():
-        account = ledger.get_account(db, path_uuid(account_id, "account_id"))
-    return json_response(account_view(account), headers=_etag(account.version))
+    target = path_uuid(account_id, "account_id")
+    view = reads.run_read(lambda conn: reads.account(conn, target))
+    return json_response(view, headers=_etag(view["version"]))
 
 
 @declare(routes, "PATCH", _ACCOUNT, "Change an account's status", "ledger:admin",

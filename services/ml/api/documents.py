@@ -36,7 +36,7 @@ from services.ml.api.shared import (
 from services.ml.context import ctx
 from services.ml.data import checked_document
 from services.ml.schemas import DocumentIn, DocumentReplace
-from services.ml.store import collections, documents, pages
+from services.ml.store import collections, documents, pages, point
 from services.ml.store import query as queries
 
 routes = Routes()
@@ -71,9 +71,7 @@ async def get_document(request: Request, name: str, doc_id: str) -> HTTPResponse
     """One document."""
     query(request)
     name, doc_id = collection(name), params.document_id(doc_id)
-    async with ctx(request).store.connect() as conn:
-        cid = await collections.collection_id(conn, name)
-        return document_response(await documents.get(conn, cid, name, doc_id))
+    return document_response(await point.get(ctx(request).store, name, doc_id))
 
 
 @routes("PUT", _ONE, "Replace a document's data", scopes=WRITE, response=schemas.Document,

@@ -1,4 +1,4 @@
-"""Single documents: create, get, replace, merge-patch, delete.
+"""Single documents: create, replace, merge-patch, delete (one by key: store/point.py).
 
 Every write bumps ``version``; ``If-Match`` is checked in the same statement (replace,
 delete) or under a row lock in the same transaction (merge patch), so of two writers
@@ -86,18 +86,6 @@ async def create(
         raise
     if row is None:
         raise DocumentExistsError(doc_id)
-    return as_document(row._mapping, collection)
-
-
-async def get(conn: AsyncConnection, cid: int, collection: str, doc_id: str) -> dict[str, Any]:
-    """One document."""
-    row = (
-        await conn.execute(
-            select(*_COLUMNS).where(documents.c.collection_id == cid, documents.c.id == doc_id)
-        )
-    ).first()
-    if row is None:
-        raise DocumentNotFoundError(doc_id)
     return as_document(row._mapping, collection)
 
 

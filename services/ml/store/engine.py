@@ -1,8 +1,10 @@
 """The engine, its pool, and how database failures become store errors.
 
-SQLAlchemy's asyncio engine owns the pool (size, overflow, checkout timeout, pre-ping so
-a restarted PostgreSQL is noticed at checkout, not mid-request). Bulk paths take the
-asyncpg connection beneath it (:meth:`Store.raw`) for COPY and server-side cursors.
+SQLAlchemy's asyncio engine owns the pool (size, overflow, checkout timeout; no pre-ping:
+a connection a restart broke fails its first statement, the pool is renewed, point reads
+retry once and other requests answer 503). Bulk paths take the asyncpg connection beneath
+it (:meth:`Store.raw`) for COPY and server-side cursors; point reads run one prepared
+statement on it (:meth:`Store.fetch_one`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def create_engine(
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
-        pool_pre_ping=True,
+        # No ping per checkout: asyncpg's ping is a transaction (three round trips per
+        # request). A connection a restart broke fails its first statement instead: SQLAlchemy
+        # then renews the whole pool and the request answers 503, and point reads retry
+        # once on a fresh connection (Store.fetch_one).
+        pool_pre_ping=False,
         pool_recycle=1800,
         json_serializer=_json_dumps,
         json_deserializer=loads,
@@ -169,6 +175,33 @@ class Store:
                 # go back to the pool: close the connection and the server rolls back.
                 if pg.is_closed() or pg.is_in_transaction():
                     await conn.invalidate()
+
+    async def fetch_one(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """One row of a read-only statement on the driver: no transaction, one round trip
+        once asyncpg has prepared it on the connection (the replicas when configured).
+
+        A connection PostgreSQL dropped (restart, failover, ``pg_terminate_backend``) is
+        discarded with every other idle one of the pool, and the read runs once more on a
+        new connection; a read changes nothing, so running it twice is safe.
+        """
+        for attempt in (1, 2):
+            async with translate_errors(), self.reader.connect() as conn:
+                fairy = await conn.get_raw_connection()
+                pg: asyncpg.Connection = fairy.driver_connection
+                try:
+                    return await pg.fetchrow(sql, *args)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    if not pg.is_closed():
+                        raise
+                    await conn.invalidate()
+                    # Its siblings died with it, most likely: a new pool, like SQLAlchemy
+                    # does on a disconnect it sees (close=False: closing dead sockets waits).
+                    await self.reader.dispose(close=False)
+                    if attempt == 2:
+                        logger.warning("store unavailable: connection dropped twice")
+                        raise StoreUnavailableError() from None
+            logger.warning("read retried on a new connection: the pooled one was dropped")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def ping(self) -> None:
         """One round trip (readiness)."""
