@@ -47,6 +47,9 @@ def test_redis_and_sentinel_containers(render: RenderFn) -> None:
         assert "/data/sentinel/sentinel.conf" in script
         assert f"echo {PODS[0]}" in script
         assert "for i in $(seq 0 2)" in script
+        # a Sentinel failing this pod over makes it wait (bounded: twice failover-timeout)
+        assert "*,s_down,*|*,o_down,*|*,failover_in_progress,*) pending=" in script
+        assert "until=$(( $(date +%s) + 40 ))" in script
         assert "REDISCLI_AUTH" in script.split("master=$(", 1)[1], "only inside the subshell"
     assert 'echo "replica-announce-ip $me"' in redis
     assert 'echo "requirepass $pwq"' in redis and 'echo "masterauth $pwq"' in redis
@@ -70,6 +73,31 @@ def test_redis_and_sentinel_containers(render: RenderFn) -> None:
     ]
     mounts = {m["mountPath"] for m in c["sentinel"]["volumeMounts"]}
     assert "/data" in mounts, "Sentinel rewrites its config: it lives on the volume"
+
+
+def test_a_stopping_master_hands_over(render: RenderFn) -> None:
+    """The redis container's preStop runs files/redis-handover.sh as the integration test
+    runs it (tests/integration/cache/test_handover.py), with this pod's inputs."""
+    hook = containers(render(SENTINEL))["redis"]["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook[:2] == ["sh", "-c"]
+    script = hook[2]
+    assert script.rstrip().endswith((CHART / "files" / "redis-handover.sh").read_text().rstrip())
+    for line in (
+        'export REDISCLI_AUTH="$pw"',
+        'export HANDOVER_SENTINEL_AUTH="$spw"',
+        f'me="${{HOSTNAME:-$(hostname)}}.{DOMAIN}"',
+        'export HANDOVER_SELF="$me 6379" HANDOVER_PORT=6379',
+        'export HANDOVER_MASTER="mymaster" HANDOVER_TIMEOUT=10',
+        'case $addr in "$me":*) ;; *) HANDOVER_SENTINELS="$HANDOVER_SENTINELS $addr" ;; esac',
+    ):
+        assert line in script, line
+    assert ",".join(f"{pod}:26379" for pod in PODS) in script
+    # The hook's write pause must end before the kubelet's deadline, with time to shut down.
+    spec = pod_spec(render(SENTINEL).get("StatefulSet", "strata-redis"))
+    assert spec["terminationGracePeriodSeconds"] >= 10 + 10
+    off = render(SENTINEL, sets=("redis.sentinel.handover.enabled=false",))
+    assert "lifecycle" not in containers(off)["redis"]
+    assert "lifecycle" not in containers(off)["sentinel"]
 
 
 def test_passwords_are_files_only(render: RenderFn) -> None:
@@ -166,6 +194,10 @@ def containers_of_cache(r: Render) -> list[dict[str, str]]:
         (
             ["redis.mode=sentinel", "redis.sentinel.minReplicasToWrite=3"],
             "minReplicasToWrite (3) must be below redis.sentinel.replicas (3)",
+        ),
+        (
+            ["redis.mode=sentinel", "redis.terminationGracePeriodSeconds=19"],
+            "must be at least redis.sentinel.handover.timeoutSeconds + 10 s to shut down (20)",
         ),
         (
             ["redis.enabled=false", "redis.external.sentinels={s:26379}"],

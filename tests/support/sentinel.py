@@ -79,8 +79,6 @@ class Node:
             "appendonly yes",
             "appendfsync everysec",
             'save ""',
-            f"requirepass {_quoted(self.password)}",
-            f"masterauth {_quoted(self.password)}",
             "replica-announce-ip 127.0.0.1",
             f"min-replicas-to-write {min_replicas}",
             f"min-replicas-max-lag {max_lag}",
@@ -88,6 +86,11 @@ class Node:
             "repl-diskless-sync-delay 0",
             "loglevel notice",
         ]
+        if self.password:  # "" = no authentication, as the chart with auth disabled
+            lines += [
+                f"requirepass {_quoted(self.password)}",
+                f"masterauth {_quoted(self.password)}",
+            ]
         if master_port is not None:
             lines.append(f"replicaof 127.0.0.1 {master_port}")
         conf = self.dir / "redis.conf"
@@ -173,22 +176,20 @@ class SentinelSet:
         work = self.base / f"sentinel{index}"
         work.mkdir()
         conf = work / "sentinel.conf"  # Sentinel rewrites it: it must be writable
-        conf.write_text(
-            "\n".join(
-                [
-                    "bind 127.0.0.1",
-                    f"port {port}",
-                    f'dir "{work}"',
-                    f"requirepass {_quoted(self.sentinel_password)}",
-                    f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2",
-                    f"sentinel auth-pass {MASTER_NAME} {_quoted(self.password)}",
-                    f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}",
-                    f"sentinel failover-timeout {MASTER_NAME} 10000",
-                    f"sentinel parallel-syncs {MASTER_NAME} 1",
-                ]
-            )
-            + "\n"
-        )
+        lines = [
+            "bind 127.0.0.1",
+            f"port {port}",
+            f'dir "{work}"',
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2",
+            f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}",
+            f"sentinel failover-timeout {MASTER_NAME} 10000",
+            f"sentinel parallel-syncs {MASTER_NAME} 1",
+        ]
+        if self.sentinel_password:  # "" = Sentinels without a password
+            lines.append(f"requirepass {_quoted(self.sentinel_password)}")
+        if self.password:
+            lines.append(f"sentinel auth-pass {MASTER_NAME} {_quoted(self.password)}")
+        conf.write_text("\n".join(lines) + "\n")
         conf.chmod(0o600)
         log = (work / "sentinel.log").open("ab")
         self.sentinels.append(

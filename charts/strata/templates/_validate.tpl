@@ -42,6 +42,10 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- if and (include "strata.redis.sentinelMode" .) (ge (int $v.redis.sentinel.minReplicasToWrite) (int $v.redis.sentinel.replicas)) -}}
 {{- $errors = append $errors (printf "redis.sentinel.minReplicasToWrite (%d) must be below redis.sentinel.replicas (%d), which counts the master" (int $v.redis.sentinel.minReplicasToWrite) (int $v.redis.sentinel.replicas)) -}}
 {{- end -}}
+{{- $ho := $v.redis.sentinel.handover -}}
+{{- if and (include "strata.redis.sentinelMode" .) $ho.enabled (lt (int $v.redis.terminationGracePeriodSeconds) (int (add $ho.timeoutSeconds 10))) -}}
+{{- $errors = append $errors (printf "redis.terminationGracePeriodSeconds (%d) must be at least redis.sentinel.handover.timeoutSeconds + 10 s to shut down (%d)" (int $v.redis.terminationGracePeriodSeconds) (int (add $ho.timeoutSeconds 10))) -}}
+{{- end -}}
 {{- if and (not $v.redis.enabled) $v.redis.auth.enabled (not $v.redis.auth.existingSecret) (not $v.redis.auth.password) -}}
 {{- $errors = append $errors "an external Redis with auth.enabled needs redis.auth.password or redis.auth.existingSecret" -}}
 {{- end -}}

@@ -106,12 +106,31 @@ hexq() {
 }
 master=$(
   if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi
-  for i in $(seq 0 {{ sub (int $s.replicas) 1 }}); do
-    host="{{ $name }}-$i.{{ $domain }}"
-    [ "$host" = "$me" ] && continue
-    reply=$(timeout 3 redis-cli --no-auth-warning -e --raw -h "$host" -p 26379 SENTINEL get-master-addr-by-name {{ $s.masterName }} 2>/dev/null) || continue
-    m=$(printf '%s\n' "$reply" | head -n 1)
-    if [ -n "$m" ]; then echo "redis: the Sentinel of $host names $m as master" >&2; echo "$m"; exit 0; fi
+  # Sentinels that still name this pod while they count it down or fail it over (its
+  # previous container stopped moments ago) are about to promote a replica: wait for that
+  # rather than start as a master whose writes the promotion would discard. Bounded (twice
+  # failover-timeout); then as before.
+  until=$(( $(date +%s) + {{ div (mul (int $s.failoverTimeout) 2) 1000 }} ))
+  while :; do
+    named="" pending=""
+    for i in $(seq 0 {{ sub (int $s.replicas) 1 }}); do
+      host="{{ $name }}-$i.{{ $domain }}"
+      [ "$host" = "$me" ] && continue
+      reply=$(timeout 3 redis-cli --no-auth-warning -e --raw -h "$host" -p 26379 SENTINEL get-master-addr-by-name {{ $s.masterName }} 2>/dev/null) || continue
+      m=$(printf '%s\n' "$reply" | head -n 1)
+      [ -n "$m" ] || continue
+      [ -n "$named" ] || { named=$m; via=$host; }
+      [ "$m" = "$me" ] || continue
+      flags=$(timeout 3 redis-cli --no-auth-warning --raw -h "$host" -p 26379 SENTINEL master {{ $s.masterName }} 2>/dev/null | awk 'prev == "flags" { print; exit } { prev = $0 }')
+      # No answer about the flags counts as pending too (bounded): fail towards waiting.
+      case ",$flags," in ,,|*,s_down,*|*,o_down,*|*,failover_in_progress,*) pending="$host: ${flags:-no flags}" ;; esac
+    done
+    [ -n "$named" ] || break
+    if [ -z "$pending" ] || [ "$(date +%s)" -ge "$until" ]; then
+      echo "redis: the Sentinel of $via names $named as master" >&2; echo "$named"; exit 0
+    fi
+    echo "redis: a Sentinel names this pod as master while failing it over ($pending): waiting" >&2
+    sleep 1
   done
   if [ -f /data/sentinel/sentinel.conf ]; then
     m=$(awk '$1 == "sentinel" && $2 == "monitor" && $3 == "{{ $s.masterName }}" { print $4; exit }' /data/sentinel/sentinel.conf)
