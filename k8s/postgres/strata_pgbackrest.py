@@ -8,6 +8,10 @@
     strata-pgbackrest restore   Patroni's bootstrap method `pgbackrest`: restore the source
                                 repository's backup into the empty data directory, to the
                                 latest state or to STRATA_RESTORE_TARGET_TIME
+    strata-pgbackrest archive-get STANZA FILE DEST
+                                a member's restore_command: `pgbackrest archive-get`, except
+                                that a replica declines the history file of a timeline beyond
+                                its leader's (a promotion that lost the race; see below)
 
 Backups themselves are plain `pgbackrest backup` commands run by the chart's CronJobs where
 the repository is local; nothing here schedules or decides anything Patroni decides. The chart
@@ -33,10 +37,12 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +339,71 @@ def restore() -> int:
     return rc
 
 
+# ---------------------------------------------------------------------------------------
+# restore_command
+#
+# Under load two members can both win Patroni's leader race for a moment; the loser's
+# PostgreSQL may act on its promote request seconds later, select a new timeline, archive
+# that timeline's history file and be demoted at once (seen on a 2-core kind node: member 0
+# promoted to timeline 12 after member 2 had become leader on 11). With
+# recovery_target_timeline=latest every replica that later restarts finds 0000000C.history
+# in the archive, takes the dead timeline 12 as its target and never streams again from the
+# leader on 11 ("highest timeline 11 of the primary is behind recovery timeline 12").
+# A replica therefore declines history files of timelines beyond its leader's; it still learns
+# every real timeline switch from the leader, which sends history files over the streaming
+# connection. The leader itself (a member promoting: Patroni takes the lock first) and any
+# member that cannot tell (no leader, Patroni not answering) see the whole archive, so a
+# promotion still skips timeline IDs the archive has used.
+
+PATRONI_CLUSTER_URL = "http://127.0.0.1:8008/cluster"
+
+
+def history_timeline(name: str) -> int | None:
+    """The timeline of a history file's name (``0000000C.history`` -> 12), else None."""
+    stem, dot, ext = name.partition(".")
+    if dot and ext == "history" and len(stem) == 8:
+        try:
+            return int(stem, 16)
+        except ValueError:
+            return None
+    return None
+
+
+def declines(name: str, me: str, cluster: dict[str, Any] | None) -> bool:
+    """Whether member `me` should answer "not in the archive" for file `name`."""
+    timeline = history_timeline(name)
+    if timeline is None or not cluster:
+        return False
+    leaders = [m for m in cluster.get("members", []) if m.get("role") == "leader"]
+    if len(leaders) != 1 or leaders[0].get("name") == me:
+        return False
+    leader_timeline = leaders[0].get("timeline")
+    return isinstance(leader_timeline, int) and timeline > leader_timeline
+
+
+def patroni_cluster(url: str = PATRONI_CLUSTER_URL, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The local Patroni's view of the cluster, or None when it does not answer in time."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return dict(json.loads(answer.read()))
+    except (OSError, ValueError):
+        return None
+
+
+def archive_get(stanza: str, name: str, dest: str) -> int:
+    """PostgreSQL's restore_command: 0 when `name` was written to `dest`, 1 when absent."""
+    if history_timeline(name) is not None:
+        cluster = patroni_cluster()
+        # Patroni keeps its PATRONI_* variables from PostgreSQL; a StatefulSet pod's host
+        # name is its member name.
+        if declines(name, os.environ.get("PATRONI_NAME") or socket.gethostname(), cluster):
+            log("declined the history file of a timeline beyond the leader's", file=name)
+            return 1
+    return subprocess.run(
+        ["pgbackrest", f"--stanza={stanza}", "archive-get", name, dest], check=False
+    ).returncode
+
+
 def main(argv: list[str]) -> int:
     """Dispatch the sub-command."""
     command = argv[1] if len(argv) > 1 else ""
@@ -340,6 +411,8 @@ def main(argv: list[str]) -> int:
         return sidecar()
     if command == "restore":
         return restore()
+    if command == "archive-get" and len(argv) == 5:
+        return archive_get(argv[2], argv[3], argv[4])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -128,7 +128,8 @@ def test_members_archive_and_restore_through_the_repository(render: RenderFn, ti
     assert params["archive_command"] == f'pgbackrest --stanza={stanza} archive-push "%p"'
     assert params["archive_timeout"] == 60
     restore = patroni["postgresql"]["recovery_conf"]["restore_command"]
-    assert restore == f'pgbackrest --stanza={stanza} archive-get %f "%p"'
+    # The image's wrapper of pgbackrest archive-get (declines dead timelines' history files).
+    assert restore == f'strata-pgbackrest archive-get {stanza} %f "%p"'
     assert patroni["postgresql"]["create_replica_methods"] == ["pgbackrest", "basebackup"]
     method = patroni["postgresql"]["pgbackrest"]
     assert method["no_params"] is True

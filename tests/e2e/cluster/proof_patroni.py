@@ -10,6 +10,8 @@ NetworkPolicies are enforced), so it runs unchanged wherever proofs.py runs.
   failover     transfers (each with its own Idempotency-Key, retried with the same key after
                a failure) and reads while the critical leader pod is deleted; then again while
                the leader's postmaster is SIGKILLed
+  dead tl      the history file of a timeline that never led (a promotion that lost the
+               leader race) in the WAL archive: a restarted replica still streams
   switchover   the same load through `patronictl switchover`
   rolling      a PostgreSQL setting changed by `helm upgrade` under load: replicas restart
                first, one switchover, the setting is live on every member
@@ -111,7 +113,22 @@ def wait_members(
         except (_h(p).CheckFailed, subprocess.TimeoutExpired):
             pass
         time.sleep(2)
-    raise _h(p).CheckFailed(f"{component}: not 1 leader + {expected - 1} streaming: {last}")
+    laggards = [
+        m["name"]
+        for m in (last or {}).get("members", [])
+        if m.get("role") != "leader" and m.get("state") != "streaming"
+    ]
+    raise _h(p).CheckFailed(
+        f"{component}: not 1 leader + {expected - 1} streaming: {last}"
+        + "".join(member_log(p, name, c) for name in laggards)
+    )
+
+
+def member_log(p: Any, pod: str, c: Any = None, lines: int = 60) -> str:
+    """The tail of a member's Patroni and PostgreSQL log, to explain why it is not streaming."""
+    c = c or p.c
+    out = c.k("logs", pod, "-c", "postgresql", f"--tail={lines}", check_rc=False, timeout=30)
+    return f"\n--- last {lines} log lines of {pod} ---\n{out}"
 
 
 def describe(cluster: dict[str, Any]) -> str:
@@ -416,6 +433,49 @@ def p_failover_kill(p: Any) -> str:
     return _round_failover(p, f"ha-kill-{uuid.uuid4().hex[:4]}", "sigkill")
 
 
+def p_dead_timeline(p: Any) -> str:
+    """A promotion that lost the leader race leaves its timeline's history file in the WAL
+    archive (seen on this 2-core machine); a replica that restarts afterwards must still
+    stream from the leader instead of waiting forever on that dead timeline."""
+    h = _h(p)
+    n = expected_replicas(p, CRITICAL)
+    before = wait_members(p, CRITICAL, n)
+    leader = leader_of(before)
+    assert leader is not None
+    timeline = int(next(m["timeline"] for m in before["members"] if m["name"] == leader))
+    replica = sorted(m["name"] for m in before["members"] if m["name"] != leader)[0]
+    lsn = psql(p, leader, "postgres", "SELECT pg_current_wal_lsn()")
+    dead = f"{timeline + 1:08X}.history"
+    # The dead branch's history: the leader's own, plus a fork from its current position.
+    script = (
+        'd=$(mktemp -d) && f="$d/$1" && '
+        '{ cat "/var/lib/postgresql/data/pgdata/pg_wal/$2.history" 2>/dev/null || :; } >"$f" && '
+        'printf "%s\\t%s\\tdead branch (e2e)\\n" "$3" "$4" >>"$f" && '
+        'pgbackrest --stanza="$5" archive-push "$f" 2>&1; rc=$?; rm -rf "$d"; exit $rc'
+    )
+    out = p.c.k(
+        "exec", leader, "-c", "postgresql", "--", "sh", "-c", script, "sh",
+        dead, f"{timeline:08X}", str(timeline), lsn, f"{p.c.release}-{CRITICAL}",
+        check_rc=False, timeout=60,
+    )  # fmt: skip
+    h.check("ERROR" not in out or "already exists" in out, f"archive-push {dead}: {out[-500:]}")
+    t = time.monotonic()
+    # Gone first (its member key goes with it), so that the wait below sees the new pod.
+    p.c.k("delete", "pod", replica, "--wait=true", "--timeout=120s", timeout=150)
+    after = wait_members(p, CRITICAL, n)
+    took = time.monotonic() - t
+    log = p.c.k("logs", replica, "-c", "postgresql", check_rc=False, timeout=30)
+    h.check(
+        "declined the history file" in log and dead in log,
+        f"{replica} streams again but never declined {dead}: did it restart?",
+    )
+    return (
+        f"{dead} (timeline {timeline + 1}, never a leader) pushed to the archive; replica "
+        f"{replica} deleted, streaming from {leader_of(after)} on timeline {timeline} again "
+        f"after {took:.1f}s, having declined {dead}; members now [{describe(after)}]"
+    )
+
+
 def p_switchover(p: Any) -> str:
     h = _h(p)
     n = expected_replicas(p, CRITICAL)
@@ -706,6 +766,7 @@ def steps(p: Any) -> list[tuple[str, Any, bool]]:
         ("proof 7: Patroni members and Services", _with_api(p, p_members), False),
         ("proof 8: failover, leader pod deleted", _with_api(p, p_failover_delete), False),
         ("proof 8: failover, postgres SIGKILLed", _with_api(p, p_failover_kill), False),
+        ("proof 8: a dead timeline in the WAL archive", _with_api(p, p_dead_timeline), False),
         ("proof 9: planned switchover", _with_api(p, p_switchover), False),
         ("proof 10: rolling change under load", _with_api(p, p_rolling), False),
         ("proof 11: upgrade from the previous chart", _with_api(p, p_upgrade_from_previous), False),

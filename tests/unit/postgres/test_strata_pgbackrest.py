@@ -4,7 +4,10 @@ The sidecar against a real repository: tests/integration/critical/test_backup_re
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
+import json
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -146,3 +149,98 @@ def test_restore_command(sb: ModuleType) -> None:
         "--target-action=promote",
         "restore",
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# restore_command: a replica declines the history of a timeline beyond its leader's
+
+
+def cluster(leader: str, timeline: int, *others: str) -> dict[str, Any]:
+    """Patroni's GET /cluster with one leader on `timeline` and streaming replicas."""
+    members = [{"name": leader, "role": "leader", "state": "running", "timeline": timeline}]
+    members += [{"name": o, "role": "replica", "state": "streaming"} for o in others]
+    return {"members": members}
+
+
+@pytest.mark.parametrize(
+    ("name", "timeline"),
+    [
+        ("0000000C.history", 12),
+        ("00000001.history", 1),
+        ("0000000C0000000000000010", None),
+        ("0000000A0000000000000010.partial", None),
+        ("0000000B.00000028.backup", None),
+        ("ZZZZZZZZ.history", None),
+        ("C.history", None),
+    ],
+)
+def test_history_timeline_reads_only_history_file_names(
+    sb: ModuleType, name: str, timeline: int | None
+) -> None:
+    assert sb.history_timeline(name) == timeline
+
+
+def test_a_replica_declines_the_history_of_a_timeline_beyond_its_leaders(sb: ModuleType) -> None:
+    view = cluster("pg-2", 11, "pg-0", "pg-1")
+    # The dead timeline 12 of a promotion that lost the race: a replica must not target it.
+    assert sb.declines("0000000C.history", "pg-0", view) is True
+    # Timelines up to the leader's are served (a replica catching up follows every switch).
+    assert sb.declines("0000000B.history", "pg-0", view) is False
+    assert sb.declines("0000000A.history", "pg-0", view) is False
+    # WAL segments are never declined.
+    assert sb.declines("0000000C0000000000000012", "pg-0", view) is False
+
+
+def test_the_leader_and_a_member_that_cannot_tell_see_the_whole_archive(sb: ModuleType) -> None:
+    # A promoting member holds the lock: it must see every used timeline ID to skip them.
+    assert sb.declines("0000000C.history", "pg-2", cluster("pg-2", 11, "pg-0")) is False
+    # No leader (an election under way), two, or no timeline yet: nothing is declined.
+    assert sb.declines("0000000C.history", "pg-0", None) is False
+    assert sb.declines("0000000C.history", "pg-0", {"members": []}) is False
+    two = cluster("pg-2", 11)
+    two["members"].append({"name": "pg-1", "role": "leader", "timeline": 11})
+    assert sb.declines("0000000C.history", "pg-0", two) is False
+    no_timeline = cluster("pg-2", 11)
+    del no_timeline["members"][0]["timeline"]
+    assert sb.declines("0000000C.history", "pg-0", no_timeline) is False
+
+
+def test_patroni_cluster_reads_the_rest_api_and_gives_up_quietly(sb: ModuleType) -> None:
+    view = cluster("pg-2", 11, "pg-0")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(view).encode() if self.path == "/cluster" else b"not json"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert sb.patroni_cluster(f"{base}/cluster") == view
+        assert sb.patroni_cluster(f"{base}/other") is None  # not JSON
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Patroni not listening: the caller falls back to serving the whole archive.
+    assert sb.patroni_cluster(f"{base}/cluster", timeout=1.0) is None
+
+
+def test_archive_get_declines_without_asking_the_repository(
+    sb: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATRONI_NAME", "pg-0")
+    monkeypatch.setattr(sb, "patroni_cluster", lambda: cluster("pg-2", 11, "pg-0"))
+    # pgbackrest is not on this PATH: reaching it would raise, so a 1 here means declined.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert sb.archive_get("strata-x", "0000000C.history", str(tmp_path / "h")) == 1
+    assert not (tmp_path / "h").exists()
+    with pytest.raises(FileNotFoundError):
+        sb.archive_get("strata-x", "0000000B.history", str(tmp_path / "h"))

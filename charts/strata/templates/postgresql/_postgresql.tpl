@@ -138,9 +138,10 @@ data:
         command: pgbackrest --stanza={{ $stanza }} --type=standby --log-level-console=info restore
         no_params: true
       {{- end }}
-      # A replica that fell behind the leader's kept WAL catches up from the archive.
+      # A replica that fell behind the leader's kept WAL catches up from the archive (and
+      # ignores the history of a timeline beyond its leader's: see strata-pgbackrest).
       recovery_conf:
-        restore_command: pgbackrest --stanza={{ $stanza }} archive-get %f "%p"
+        restore_command: strata-pgbackrest archive-get {{ $stanza }} %f "%p"
       {{- end }}
       basebackup:
         - checkpoint: fast
