@@ -12,13 +12,18 @@ standby to confirm. Two things PostgreSQL does not do for us:
 
 Without synchronous replication neither ever happens and the cost is one dict insert per
 commit. The watchdog thread starts on the first commit, after the server forked.
+
+A statement run in autocommit (``transfer_call``: one call is the whole transaction) commits
+without a COMMIT: :func:`autocommitted` gives it the same two guards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import event
@@ -48,17 +53,23 @@ class CommitWatchdog:
         self._armed: dict[int, tuple[float, Any]] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        # When the thread wakes next by itself. A deadline no earlier needs no wake-up: a
+        # notify per commit was a thread switch per request (issue 15).
+        self._wakes_at = float("inf")
 
-    def arm(self, raw: Any) -> None:
-        """Watch ``raw`` (a psycopg2 connection) from now."""
+    def arm(self, raw: Any, extra: float = 0.0) -> None:
+        """Watch ``raw`` (a psycopg2 connection) from now, for ``seconds`` plus ``extra``."""
         with self._cond:
-            self._armed[id(raw)] = (time.monotonic() + self.seconds, raw)
+            deadline = time.monotonic() + self.seconds + extra
+            self._armed[id(raw)] = (deadline, raw)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="commit-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if deadline < self._wakes_at:
+                self._wakes_at = deadline
+                self._cond.notify()
 
     def disarm(self, raw: Any) -> None:
         """Stop watching ``raw``; after this returns it is never cancelled for that commit."""
@@ -80,18 +91,59 @@ class CommitWatchdog:
                     except Exception:  # a closed connection needs no cancel
                         logger.debug("cancel failed", exc_info=True)
                 nearest = min((d for d, _ in self._armed.values()), default=now + 3600)
+                self._wakes_at = nearest
                 self._cond.wait(timeout=max(0.0, nearest - time.monotonic()))
 
 
-def install(engine: Engine, factory: sessionmaker[Session], seconds: float) -> None:
-    """Bound every COMMIT on ``engine`` and check its sessions' commits were replicated."""
+# Where a statement's notices are kept: SQLAlchemy's psycopg2 dialect logs and clears a
+# connection's notices right after each statement (post_exec), before its caller could see
+# them; an after_cursor_execute listener runs just before that and keeps them here.
+_NOTICES = "strata_statement_notices"
+
+
+def _forget_notices(raw: Any) -> None:
+    notices = getattr(raw, "notices", None)
+    if isinstance(notices, list):
+        del notices[:]  # psycopg2 keeps the last 50 notices of the connection
+
+
+def _check_replicated(notices: Iterable[str]) -> None:
+    if any(UNREPLICATED in notice for notice in notices):
+        logger.warning("commit not confirmed by a synchronous standby: answering 503")
+        raise UnreplicatedCommitError("commit not confirmed by a synchronous standby")
+
+
+@contextlib.contextmanager
+def autocommitted(
+    watchdog: CommitWatchdog, conn: Connection, statement_seconds: float
+) -> Iterator[None]:
+    """Guard the autocommit statement run on ``conn`` in the block as a COMMIT is guarded.
+
+    The statement first runs under its own statement timeout (``statement_seconds``), then
+    its implicit commit waits for standbys with no timeout at all: the watchdog allows both.
+    A statement that raised committed nothing, so only a successful one is checked.
+    """
+    raw = conn.connection.dbapi_connection
+    _forget_notices(raw)
+    conn.info.pop(_NOTICES, None)
+    watchdog.arm(raw, extra=statement_seconds)
+    try:
+        yield
+    finally:
+        watchdog.disarm(raw)
+    _check_replicated(conn.info.pop(_NOTICES, ()))
+
+
+def install(engine: Engine, factory: sessionmaker[Session], seconds: float) -> CommitWatchdog:
+    """Bound every COMMIT on ``engine`` and check its sessions' commits were replicated.
+
+    Returns the watchdog, for statements that commit by themselves (:func:`autocommitted`).
+    """
     watchdog = CommitWatchdog(seconds)
 
     def _arm(conn: Connection) -> None:
         raw = conn.connection.dbapi_connection
-        notices = getattr(raw, "notices", None)
-        if isinstance(notices, list):
-            del notices[:]  # psycopg2 keeps the last 50 notices of the connection
+        _forget_notices(raw)
         watchdog.arm(raw)
 
     def _disarm(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -107,11 +159,16 @@ def install(engine: Engine, factory: sessionmaker[Session], seconds: float) -> N
         if raw is None:
             return
         watchdog.disarm(raw)
-        if any(UNREPLICATED in notice for notice in getattr(raw, "notices", ())):
-            logger.warning("commit not confirmed by a synchronous standby: answering 503")
-            raise UnreplicatedCommitError("commit not confirmed by a synchronous standby")
+        _check_replicated(getattr(raw, "notices", ()))
+
+    def _keep_notices(conn: Connection, cursor: Any, *args: Any) -> None:
+        notices = getattr(cursor.connection, "notices", None)
+        if notices:
+            conn.info[_NOTICES] = list(notices)
 
     event.listen(engine, "commit", _arm)
+    event.listen(engine, "after_cursor_execute", _keep_notices)
     event.listen(engine, "checkin", _disarm)
     event.listen(factory, "after_begin", _remember)
     event.listen(factory, "after_commit", _check)
+    return watchdog

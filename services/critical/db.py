@@ -22,12 +22,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from services.common.metrics import Metrics
 from services.common.problems import Problem, store_unavailable
-from services.critical import commit_guard
+from services.critical import commit_guard, transfer_call
 from services.critical.settings import CriticalSettings
 
 logger = logging.getLogger(__name__)
 SESSIONS = "strata.sessionmaker"
 ENGINE = "strata.engine"
+TRANSFERS = "strata.transfer_call"
 
 # SQLSTATEs that mean "the database is not answering in time", not "your request is wrong".
 # 25006 (read-only transaction): a write reached a server that is no longer the primary
@@ -42,9 +43,19 @@ def init_app(app: Flask, settings: CriticalSettings, metrics: Metrics) -> Engine
     engine = make_engine(settings)
     instrument_pool(engine, metrics, settings.pool_size + settings.max_overflow)
     app.extensions[ENGINE] = engine
-    app.extensions[SESSIONS] = make_sessionmaker(engine, settings.statement_timeout_ms / 1000)
+    factory, watchdog = guarded_sessions(engine, settings.statement_timeout_ms / 1000)
+    app.extensions[SESSIONS] = factory
+    app.extensions[TRANSFERS] = transfer_call.Caller(
+        engine, watchdog, settings.statement_timeout_ms / 1000
+    )
     app.teardown_appcontext(close_session)
     return engine
+
+
+def transfers() -> transfer_call.Caller:
+    """The one-call transfer path of this worker's engine."""
+    caller: transfer_call.Caller = current_app.extensions[TRANSFERS]
+    return caller
 
 
 def session() -> Session:
@@ -65,7 +76,10 @@ def close_session(exc: BaseException | None = None) -> None:
 
 def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engine:
     """A pooled engine with bounded waits (pool timeout, connect and statement timeouts)."""
+    # TimeZone=UTC: timestamps read through the ORM render in UTC ("Z"), exactly as
+    # ledger_transfer() (migration 0003) renders the created_at it stores in an answer.
     options = (
+        "-c TimeZone=UTC "
         f"-c statement_timeout={settings.statement_timeout_ms} "
         f"-c lock_timeout={settings.statement_timeout_ms} "
         f"-c idle_in_transaction_session_timeout={max(settings.statement_timeout_ms * 6, 60000)}"
@@ -95,15 +109,17 @@ def make_engine(settings: CriticalSettings, *, migration: bool = False) -> Engin
     )
 
 
-def make_sessionmaker(engine: Engine, commit_timeout: float = 5.0) -> sessionmaker[Session]:
+def guarded_sessions(
+    engine: Engine, commit_timeout: float
+) -> tuple[sessionmaker[Session], commit_guard.CommitWatchdog]:
     """Sessions that keep loaded values after commit (responses are built after it).
 
     A commit acknowledged to a client is on two servers when PostgreSQL replicates
     synchronously, and a COMMIT never waits longer than ``commit_timeout`` (commit_guard).
+    The watchdog is returned too, for statements that commit by themselves.
     """
     factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
-    commit_guard.install(engine, factory, commit_timeout)
-    return factory
+    return factory, commit_guard.install(engine, factory, commit_timeout)
 
 
 def instrument_pool(engine: Engine, metrics: Metrics, capacity: int) -> None:

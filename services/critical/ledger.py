@@ -6,6 +6,13 @@ never wait on each other in a cycle (no deadlocks), and balances are re-read und
 lock (no lost updates) at READ COMMITTED. Balances are never written from here: inserting
 a transfer's two entries applies them (a database trigger, see migration 0002), so the
 rules below are checked twice, here for a precise answer and in the database for good.
+
+A customer transfer is first tried in one statement, ``ledger_transfer()`` (migration 0003,
+``transfer_call``), which applies the rules of :func:`_move` itself and declines whatever
+they refuse; only then does :func:`transfer` run, to decide and word the refusal. A rule
+added here must be added there too (a new migration), or the one-call path would let
+through what this one refuses; ``tests/integration/critical/test_transfers.py`` asks for
+every refusal through the API.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x5752A7A1
 
 _TABLES = "accounts, transfers, entries, audit_log, idempotency_keys"
+TRANSFER_FUNCTION = "ledger_transfer(text, text, text, uuid, uuid, bigint, text, text, text)"
 # Revoked and regranted in one transaction on every run, so an older, wider grant (table
 # UPDATE on accounts before revision 0002) cannot survive. Column lists keep timestamps,
 # identities and balances to the database: balances change only through the entries
@@ -42,6 +43,8 @@ _GRANTS = (
     "GRANT INSERT (subject, key, request_hash, status_code, response) "
     "ON idempotency_keys TO {role}",
     "GRANT UPDATE (status_code, response) ON idempotency_keys TO {role}",
+    # The one-call transfer (migration 0003): SECURITY INVOKER, so EXECUTE adds no power.
+    f"GRANT EXECUTE ON FUNCTION {TRANSFER_FUNCTION} TO {{role}}",
     "GRANT USAGE ON SCHEMA public TO {role}",
     "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
     "REVOKE CREATE ON SCHEMA public FROM {role}",

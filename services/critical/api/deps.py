@@ -11,7 +11,7 @@ from services.common.requestid import current_request_id
 from services.critical import idempotency
 from services.critical.api import errors
 from services.critical.db import session
-from services.critical.idempotency import Answer
+from services.critical.idempotency import Answer, Outcome
 from services.critical.ledger import Actor
 from services.critical.web import json_response
 
@@ -25,6 +25,12 @@ def idempotent_write(
     subject: str, key: str, request_hash: str, work: Callable[[Session], Answer]
 ) -> Response:
     """Run ``work`` at most once per (subject, key) and answer with its outcome."""
-    outcome = idempotency.once(session(), subject, key, request_hash, work, errors.answer)
+    return outcome_response(
+        idempotency.once(session(), subject, key, request_hash, work, errors.answer)
+    )
+
+
+def outcome_response(outcome: Outcome) -> Response:
+    """The answer of an idempotent write: its body and status, flagged when replayed."""
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     return json_response(outcome.body, outcome.status, headers)

@@ -115,7 +115,7 @@ def test_concurrent_migrations_are_safe(postgres_server: PostgresServer, tmp_pat
     engine = create_engine(settings.url(migration=True))
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
             assert conn.execute(text("SELECT count(*) FROM accounts")).scalar() == 0
     finally:
         engine.dispose()

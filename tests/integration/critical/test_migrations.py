@@ -1,4 +1,4 @@
-"""Migration 0002 upgrades a live 0001 database in place, and refuses an unexplained one."""
+"""Migrations 0002 and 0003 upgrade a live database in place; 0002 refuses an unexplained one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.critical.migrate import alembic_config, migrate
+from services.critical.migrate import TRANSFER_FUNCTION, alembic_config, migrate
 from services.critical.models import Base
 from services.critical.settings import CriticalSettings
 from services.devstack.postgres import PostgresServer
@@ -114,7 +114,7 @@ def test_upgrade_in_place_keeps_the_ledger_and_closes_the_holes(at_0001) -> None
     assert _balances(owner) == before
     assert (before[ids["a"]], before[ids["b"]], before[ids["external"]]) == (70, 30, -100)
     with owner.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         assert not conn.execute(
             text("SELECT has_column_privilege(:r, 'accounts', 'balance', 'UPDATE')"), {"r": role}
         ).scalar_one()
@@ -157,3 +157,21 @@ def test_models_match_the_migrated_schema(critical_settings_migrated: CriticalSe
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_0003_downgrades_and_upgrades_with_the_runtime_grant(at_0001) -> None:
+    settings, owner = at_0001
+    migrate(settings)
+    exists = "SELECT count(*) FROM pg_proc WHERE proname IN ('ledger_transfer', 'ledger_api_time')"
+    with owner.connect() as conn:
+        assert conn.execute(text(exists)).scalar_one() == 2
+        command.downgrade(alembic_config(conn), "0002")
+        conn.commit()
+        assert conn.execute(text(exists)).scalar_one() == 0
+    migrate(settings)  # back to head, and the runtime role's EXECUTE restated
+    with owner.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(
+            text("SELECT has_function_privilege(:r, :f, 'EXECUTE')"),
+            {"r": settings.database_user, "f": TRANSFER_FUNCTION},
+        ).scalar_one()

@@ -55,3 +55,38 @@ def test_changing_a_status_reads_the_row_once(
     assert response.json["updated_at"] >= opened["updated_at"]
     # The locked read, the update (returning updated_at), the audit row.
     assert statements == ["SELECT", "UPDATE", "INSERT"], statements
+
+
+def test_a_transfer_and_its_replay_are_one_round_trip_each(
+    app: Flask,
+    client: FlaskClient,
+    auth: Callable[..., dict[str, str]],
+    account: Callable[..., dict[str, Any]],
+) -> None:
+    source, target = account(balance=10), account()
+    seen: list[tuple[str, bool]] = []
+    drivers: list[Any] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # psycopg2 sends BEGIN by itself before a statement outside autocommit.
+        seen.append((statement.split("(")[0], cursor.connection.autocommit))
+        drivers.append(cursor.connection)
+
+    body = {"from_account": source["id"], "to_account": target["id"], "amount": 3}
+    headers = auth(**{"Idempotency-Key": f"one-call-{source['id']}"})
+    engine = app.extensions[ENGINE]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        first = client.post("/v1/transfers", json={**body, "currency": "EUR"}, headers=headers)
+        again = client.post("/v1/transfers", json={**body, "currency": "EUR"}, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert first.status_code == 201, first.json
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
+    # One statement, in autocommit (no BEGIN, no COMMIT): the call is the transaction.
+    call = ("SELECT outcome, status_code, response FROM ledger_transfer", True)
+    assert seen == [call, call], seen
+    # Back out of autocommit at the server's default level: psycopg2 sends a SET whenever a
+    # connection with an explicit isolation level leaves autocommit.
+    assert [(raw.autocommit, raw.isolation_level) for raw in drivers] == [(False, None)] * 2

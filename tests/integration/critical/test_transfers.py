@@ -371,10 +371,11 @@ def test_naming_the_external_account_never_waits_on_its_lock(
 
 
 def test_both_accounts_are_locked_in_one_statement_in_id_order(
-    app: Flask, client: FlaskClient, auth, account
+    app: Flask, client: FlaskClient, auth, account, owner_engine: Engine
 ) -> None:
-    """Two transfers in opposite directions lock A and B in the same order, so neither can
-    hold one lock while waiting for the other (no deadlock): the order is the SQL's."""
+    """Two movements in opposite directions lock A and B in the same order, so neither can
+    hold one lock while waiting for the other (no deadlock): the order is the SQL's, on both
+    paths (the one-call function of a transfer, the ORM of the general path)."""
     a, b = account(), account(balance=10)
     seen: list[str] = []
 
@@ -384,15 +385,31 @@ def test_both_accounts_are_locked_in_one_statement_in_id_order(
     engine = app.extensions[ENGINE]
     event.listen(engine, "before_cursor_execute", record)
     try:
-        response = _transfer(
+        moved = _transfer(
             client, auth(), from_account=b["id"], to_account=a["id"], amount=1, currency="EUR"
+        )
+        general = seen[:]
+        seen.clear()
+        # A refusal runs the general path: its lock statement is the ORM's.
+        refused = _transfer(
+            client, auth(), from_account=a["id"], to_account=b["id"], amount=99, currency="EUR"
         )
     finally:
         event.remove(engine, "before_cursor_execute", record)
+    assert moved.status_code == 201, moved.json
+    assert refused.status_code == 409, refused.json
+    assert [s.split(" FROM ")[1].split("(")[0] for s in general] == ["ledger_transfer"], general
     locking = [s for s in seen if "FROM accounts" in s and "FOR UPDATE" in s]
     assert len(locking) == 1, seen
     assert locking[0].endswith("ORDER BY accounts.id FOR UPDATE"), locking[0]
-    assert response.status_code == 201, response.json
+    with owner_engine.connect() as conn:
+        source = " ".join(
+            conn.execute(text("SELECT prosrc FROM pg_proc WHERE proname = 'ledger_transfer'"))
+            .scalar_one()
+            .split()
+        )
+    assert source.count("FOR UPDATE") == 1, source
+    assert "WHERE id IN (p_from, p_to) AND kind = 'customer' ORDER BY id FOR UPDATE" in source
 
 
 def test_every_movement_is_audited_with_what_moved(
