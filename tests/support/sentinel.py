@@ -11,7 +11,6 @@ Every wait is bounded polling on what Redis or Sentinel reports.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import signal
 import subprocess
@@ -24,13 +23,9 @@ from typing import Any
 import redis
 
 from services.devstack.ports import free_ports, wait_for_port
-from services.devstack.redis import find_redis_server
+from services.devstack.redis import find_redis_server, launch, quoted, terminate
 
 MASTER_NAME = "mymaster"
-
-
-def _quoted(text: str) -> str:
-    return '"' + "".join(f"\\x{b:02x}" for b in text.encode()) + '"'
 
 
 def wait_until(
@@ -88,16 +83,12 @@ class Node:
         ]
         if self.password:  # "" = no authentication, as the chart with auth disabled
             lines += [
-                f"requirepass {_quoted(self.password)}",
-                f"masterauth {_quoted(self.password)}",
+                f"requirepass {quoted(self.password)}",
+                f"masterauth {quoted(self.password)}",
             ]
         if master_port is not None:
             lines.append(f"replicaof 127.0.0.1 {master_port}")
-        conf = self.dir / "redis.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        conf.chmod(0o600)
-        log = (self.dir / "redis.log").open("ab")
-        self.process = subprocess.Popen([self.binary, str(conf)], stdout=log, stderr=log)
+        self.process = launch(self.binary, self.dir / "redis.conf", lines, self.dir / "redis.log")
         wait_for_port(self.port)
 
     def client(self) -> redis.Redis:
@@ -119,13 +110,8 @@ class Node:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
 
 
@@ -175,7 +161,6 @@ class SentinelSet:
     def _start_sentinel(self, index: int, port: int, master_port: int) -> None:
         work = self.base / f"sentinel{index}"
         work.mkdir()
-        conf = work / "sentinel.conf"  # Sentinel rewrites it: it must be writable
         lines = [
             "bind 127.0.0.1",
             f"port {port}",
@@ -186,27 +171,17 @@ class SentinelSet:
             f"sentinel parallel-syncs {MASTER_NAME} 1",
         ]
         if self.sentinel_password:  # "" = Sentinels without a password
-            lines.append(f"requirepass {_quoted(self.sentinel_password)}")
+            lines.append(f"requirepass {quoted(self.sentinel_password)}")
         if self.password:
-            lines.append(f"sentinel auth-pass {MASTER_NAME} {_quoted(self.password)}")
-        conf.write_text("\n".join(lines) + "\n")
-        conf.chmod(0o600)
-        log = (work / "sentinel.log").open("ab")
-        self.sentinels.append(
-            subprocess.Popen([self.binary, str(conf), "--sentinel"], stdout=log, stderr=log)
-        )
+            lines.append(f"sentinel auth-pass {MASTER_NAME} {quoted(self.password)}")
+        conf, log = work / "sentinel.conf", work / "sentinel.log"
+        self.sentinels.append(launch(self.binary, conf, lines, log, "--sentinel"))
         wait_for_port(port)
 
     def stop(self) -> None:
         """Stop everything and remove the data."""
         for process in self.sentinels:
-            if process.poll() is None:
-                process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(10)
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            terminate(process)
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.base, ignore_errors=True)

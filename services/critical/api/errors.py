@@ -1,26 +1,13 @@
-"""The one table from ledger refusals to problem types (status and slug; their meanings
-are in :mod:`services.critical.problem_types`)."""
+"""Ledger refusals answered at the HTTP edge, through the one table of
+:mod:`services.critical.problem_types`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.common.problems import Problem, Refusal, refused
+from services.common.problems import Problem, refused
 from services.critical import errors
-
-#: Every refusal of the domain layer and the problem it is answered with.
-PROBLEMS: dict[type[errors.LedgerError], Refusal] = {
-    errors.AccountNotFoundError: Refusal(404, "account-not-found"),
-    errors.TransferNotFoundError: Refusal(404, "transfer-not-found"),
-    errors.AccountNotActiveError: Refusal(409, "account-not-active"),
-    errors.InsufficientFundsError: Refusal(409, "insufficient-funds"),
-    errors.AccountNotEmptyError: Refusal(409, "account-not-empty"),
-    errors.VersionMismatchError: Refusal(412, "version-mismatch"),
-    errors.IdempotencyKeyReuseError: Refusal(422, "idempotency-key-reuse"),
-    errors.CurrencyMismatchError: Refusal(422, "currency-mismatch"),
-    errors.SameAccountError: Refusal(422, "same-account"),
-    errors.AmountOutOfRangeError: Refusal(422, "amount-out-of-range"),
-}
+from services.critical.problem_types import PROBLEMS
 
 
 def problem(refusal: errors.LedgerError) -> Problem:

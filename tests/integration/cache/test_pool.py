@@ -178,33 +178,49 @@ def wait_until_the_pool_is_full(target: Target, held: redis.Redis) -> None:
     )
 
 
+@dataclass
+class Outcome:
+    """What a burst on a full pool came to."""
+
+    prefix: str  # of the burst's keys: ``<prefix>-<i>``
+    results: list[tuple[int, float, str]]  # per PUT, as :func:`burst` answers
+    new_errors: float  # Redis SET errors the service counted meanwhile
+
+
+def burst_on_a_full_pool(target: Target, token: str, *, let_go_first: bool) -> Outcome:
+    """Pause Redis writes, start a burst and wait until POOL PUTs are held by Redis and the
+    rest wait for a connection. Redis goes on at once (``let_go_first``: the waiting
+    requests are still within their pool timeout), or only after every PUT has answered."""
+    prefix = f"burst-{uuid.uuid4().hex}"
+    errors_before = metric(target.service.base_url, "redis_command_errors_total", command="set")
+    with contextlib.ExitStack() as paused:
+        held = paused.enter_context(writes_paused(target))
+        answers = burst(target, token, prefix)
+        wait_until_the_pool_is_full(target, held)
+        if let_go_first:
+            # Redis goes on: the held PUTs finish and each freed connection serves a waiter.
+            paused.close()
+        results = answers()
+    errors = metric(target.service.base_url, "redis_command_errors_total", command="set")
+    return Outcome(prefix, results, errors - errors_before)
+
+
 def test_a_burst_over_the_pool_waits_and_succeeds_when_it_frees_in_time(
     target: Target, token: str
 ) -> None:
-    prefix = f"burst-{uuid.uuid4().hex}"
-    errors_before = metric(target.service.base_url, "redis_command_errors_total", command="set")
-    with writes_paused(target) as held:
-        answers = burst(target, token, prefix)
-        wait_until_the_pool_is_full(target, held)
-    # Redis goes on: the two held PUTs finish and each freed connection serves a waiter.
-    results = answers()
-    assert [status for status, _, _ in results] == [200] * BURST, results
+    outcome = burst_on_a_full_pool(target, token, let_go_first=True)
+    assert [status for status, _, _ in outcome.results] == [200] * BURST, outcome.results
     with target.redis() as client:
-        stored = client.mget([f"kv:{prefix}-{i}" for i in range(BURST)])
+        stored = client.mget([f"kv:{outcome.prefix}-{i}" for i in range(BURST)])
     assert stored == [str(i).encode() for i in range(BURST)]
-    errors = metric(target.service.base_url, "redis_command_errors_total", command="set")
-    assert errors == errors_before
+    assert outcome.new_errors == 0
 
 
 def test_a_burst_that_outwaits_the_pool_is_503_store_unavailable(
     target: Target, token: str
 ) -> None:
-    prefix = f"late-{uuid.uuid4().hex}"
-    errors_before = metric(target.service.base_url, "redis_command_errors_total", command="set")
-    with writes_paused(target) as held:
-        answers = burst(target, token, prefix)
-        wait_until_the_pool_is_full(target, held)
-        results = answers()  # Redis holds the writes until every PUT has answered
+    outcome = burst_on_a_full_pool(target, token, let_go_first=False)
+    results = outcome.results
     assert [(status, problem) for status, _, problem in results] == [
         (503, "store-unavailable")
     ] * BURST, results
@@ -213,5 +229,4 @@ def test_a_burst_that_outwaits_the_pool_is_503_store_unavailable(
     # none longer than the documented bound.
     assert took[0] > SOCKET_TIMEOUT * 0.9, took
     assert took[-1] < BOUND, took
-    errors = metric(target.service.base_url, "redis_command_errors_total", command="set")
-    assert errors - errors_before == BURST
+    assert outcome.new_errors == BURST

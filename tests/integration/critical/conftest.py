@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from services.critical.app import create_app
-from services.critical.db import SESSIONS
+from services.critical.db import ENGINE, SESSIONS
 from services.critical.migrate import migrate
 from services.critical.settings import CriticalSettings
 from services.devstack.postgres import PostgresServer
@@ -105,6 +106,23 @@ def app(critical_settings_migrated: CriticalSettings) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client (a fresh one per test)."""
     return app.test_client()
+
+
+@contextmanager
+def sql_statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements ``app``'s engine runs inside the block, in order, each with its
+    whitespace collapsed to single spaces."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = app.extensions[ENGINE]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

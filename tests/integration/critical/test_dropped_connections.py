@@ -7,7 +7,6 @@ or a failover does. A read then retries once on a new connection (200); a write 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +17,11 @@ import requests
 from services.critical.migrate import migrate
 from services.devstack.postgres import PostgresServer
 from tests.integration.critical.conftest import create_database, critical_settings, service_env
+from tests.support.backends import terminate_all
 from tests.support.process import ServiceProcess
 
 APP = "strata-critical"
 STORE_UNAVAILABLE = "urn:strata:problem:store-unavailable"
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL whose backends this test may terminate."""
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -44,23 +36,6 @@ def server(own_postgres: PostgresServer, tmp_path: Path) -> Iterator[ServiceProc
     process.stop()
 
 
-def _backends(pg: PostgresServer) -> int:
-    sql = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{APP}'"
-    return int(pg.psql(sql).strip())
-
-
-def _terminate_all(pg: PostgresServer) -> None:
-    """Terminate the service's connections and wait until PostgreSQL has ended them."""
-    assert _backends(pg) > 0, "the pool holds no connection to drop"
-    pg.psql(
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{APP}'"
-    )
-    deadline = time.monotonic() + 10
-    while _backends(pg) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _backends(pg) == 0
-
-
 def test_reads_retry_once_and_writes_answer_503_or_succeed(
     own_postgres: PostgresServer, server: ServiceProcess, auth
 ) -> None:
@@ -73,7 +48,7 @@ def test_reads_retry_once_and_writes_answer_503_or_succeed(
     for _ in range(6):  # a warm pool
         assert requests.get(account, headers=auth()).status_code == 200
 
-    _terminate_all(own_postgres)
+    terminate_all(own_postgres, APP)
     for _ in range(4):
         read = requests.get(account, headers=auth())
         assert read.status_code == 200, read.text
@@ -82,7 +57,7 @@ def test_reads_retry_once_and_writes_answer_503_or_succeed(
     assert missing.status_code == 404
     assert missing.json()["type"] == "urn:strata:problem:account-not-found"
 
-    _terminate_all(own_postgres)
+    terminate_all(own_postgres, APP)
     statuses = []
     for i in range(4):
         write = requests.post(

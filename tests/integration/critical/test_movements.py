@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.common.limits import INT64_MAX, INT64_MIN
-from services.critical import ledger
-from services.critical.db import ENGINE
+from services.critical import idempotency, ledger
 from services.critical.errors import InsufficientFundsError
+from tests.integration.critical.conftest import sql_statements
 
 
 def test_deposit_credits_from_the_external_account(client: FlaskClient, auth, account) -> None:
@@ -74,6 +75,7 @@ def test_deposit_with_idempotency_key_moves_money_once(client: FlaskClient, auth
     second = client.post(f"/v1/accounts/{acct['id']}/deposits", json={"amount": 7}, headers=headers)
     assert (first.status_code, second.status_code) == (201, 201)
     assert first.json == second.json
+    assert "Idempotent-Replayed" not in first.headers
     assert second.headers["Idempotent-Replayed"] == "true"
     assert client.get(f"/v1/accounts/{acct['id']}", headers=auth()).json["balance"] == 7
 
@@ -194,16 +196,54 @@ def test_a_deposit_finds_an_existing_external_account_without_inserting_one(
     """The external account is created once per currency; later deposits only read it (no
     INSERT ... ON CONFLICT round trip on every deposit)."""
     acct = account(balance=1)  # its deposit made the EUR external account exist
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    engine = app.extensions[ENGINE]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(app) as seen:
         response = _deposit(client, auth, acct["id"], 2)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 201, response.json
     assert not [s for s in seen if s.startswith("INSERT INTO accounts")], seen
+
+
+def test_one_key_from_two_subjects_is_two_deposits(client: FlaskClient, auth, account) -> None:
+    """Keys are scoped by the token's subject: another client's key is not ours to replay,
+    to refuse, or to overwrite (the general idempotency path; transfers have their own)."""
+    acct = account()
+    key = f"shared-{uuid.uuid4()}"
+    url = f"/v1/accounts/{acct['id']}/deposits"
+
+    def deposit(subject: str, amount: int):
+        headers = auth("ledger:admin", subject=subject, **{"Idempotency-Key": key})
+        return client.post(url, json={"amount": amount}, headers=headers)
+
+    alice, bob = deposit("alice", 5), deposit("bob", 6)
+    assert (alice.status_code, bob.status_code) == (201, 201), (alice.json, bob.json)
+    assert "Idempotent-Replayed" not in alice.headers and "Idempotent-Replayed" not in bob.headers
+    assert alice.json["id"] != bob.json["id"]
+    # Each replays its own answer; a different body is a reuse for that subject only.
+    again = deposit("bob", 6)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == bob.json
+    assert deposit("alice", 6).status_code == 422
+    assert deposit("alice", 5).json == alice.json
+    # A subject's other keys are other requests: its replay finds the one it names.
+    other = client.post(
+        url,
+        json={"amount": 1},
+        headers=auth("ledger:admin", subject="alice", **{"Idempotency-Key": f"{key}-2"}),
+    )
+    assert other.status_code == 201 and other.json["id"] != alice.json["id"]
+    assert deposit("alice", 5).json == alice.json
+    assert client.get(f"/v1/accounts/{acct['id']}", headers=auth()).json["balance"] == 12
+
+
+def test_request_fingerprints_are_stable_across_releases() -> None:
+    """A stored key outlives a release: a client's retry after an upgrade must still match
+    its first attempt, so the fingerprint's canonical form is a contract (sha256 of the
+    sorted, compact JSON of the scope and the body), pinned here."""
+    body = {"reference": "r", "amount": 7}
+    canonical = json.dumps(
+        {"scope": "deposits", "body": body}, sort_keys=True, separators=(",", ":")
+    )
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert expected == "4c26c555a45e6b4ff7c9d0dd3a35ab56b6d83b50a0d7d173ff2d08b23f66f542"
+    assert idempotency.fingerprint("deposits", body) == expected
+    assert idempotency.fingerprint("withdrawals", body) != expected
+    assert idempotency.fingerprint("deposits", {**body, "amount": 8}) != expected

@@ -11,20 +11,19 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from services.critical.db import ENGINE
+from tests.integration.critical.conftest import sql_statements
 
 
 @pytest.fixture
 def statements(app: Flask) -> Iterator[list[str]]:
     """The SQL statements the app runs during the test, in order."""
-    seen: list[str] = []
+    with sql_statements(app) as seen:
+        yield seen
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement.split(None, 1)[0].upper())
 
-    engine = app.extensions[ENGINE]
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
+def verbs(statements: list[str]) -> list[str]:
+    """Each statement's first word: SELECT, INSERT, UPDATE, ..."""
+    return [statement.split(None, 1)[0].upper() for statement in statements]
 
 
 def test_opening_an_account_reads_nothing_back(
@@ -35,7 +34,7 @@ def test_opening_an_account_reads_nothing_back(
     )
     assert response.status_code == 201
     assert response.json is not None and response.json["created_at"] and response.json["version"]
-    assert statements == ["INSERT", "INSERT"], statements  # the account, its audit row
+    assert verbs(statements) == ["INSERT", "INSERT"], statements  # the account, its audit row
 
 
 def test_changing_a_status_reads_the_row_once(
@@ -54,7 +53,7 @@ def test_changing_a_status_reads_the_row_once(
     assert response.json["version"] == opened["version"] + 1
     assert response.json["updated_at"] >= opened["updated_at"]
     # The locked read, the update (returning updated_at), the audit row.
-    assert statements == ["SELECT", "UPDATE", "INSERT"], statements
+    assert verbs(statements) == ["SELECT", "UPDATE", "INSERT"], statements
 
 
 def test_a_transfer_and_its_replay_are_one_round_trip_each(

@@ -89,3 +89,28 @@ def test_unconfirmed_commit_is_503_until_replicated(
         headers=auth(**{"Idempotency-Key": str(uuid.uuid4())}),
     )
     assert fresh.status_code == 201
+
+
+def test_a_replay_on_the_general_path_waits_for_the_standby_too(
+    unreplicated: tuple[PostgresServer, Flask], auth: Callable[..., dict[str, str]]
+) -> None:
+    """Deposits replay through ``idempotency.claim``: its no-op write makes the replay's COMMIT
+    wait for the standby like the original's, so an unreplicated deposit is not acknowledged
+    by its retry either (transfers replay inside ``ledger_transfer()``, tested above)."""
+    pg, app = unreplicated
+    client = app.test_client()
+    opened = client.post("/v1/accounts", json={"owner": "sync", "currency": "EUR"}, headers=auth())
+    assert opened.status_code == 201
+    url = f"/v1/accounts/{opened.json['id']}/deposits"  # type: ignore[index]
+    headers = auth(**{"Idempotency-Key": str(uuid.uuid4())})
+    _standby_required(pg, True)
+    first = client.post(url, json={"amount": 9, "reference": "unconfirmed"}, headers=headers)
+    assert first.status_code == 503, first.json
+    again = client.post(url, json={"amount": 9, "reference": "unconfirmed"}, headers=headers)
+    assert again.status_code == 503, again.json
+    _standby_required(pg, False)
+    replay = client.post(url, json={"amount": 9, "reference": "unconfirmed"}, headers=headers)
+    assert replay.status_code == 201, replay.json
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert pg.psql("SELECT count(*) FROM transfers WHERE reference = 'unconfirmed'",
+                   "strata_critical").strip() == "1"  # fmt: skip

@@ -7,15 +7,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services.critical.db import ENGINE
+from tests.integration.critical.conftest import sql_statements
 
 RowLock = Callable[[str], AbstractContextManager[None]]
 
@@ -377,14 +376,7 @@ def test_both_accounts_are_locked_in_one_statement_in_id_order(
     hold one lock while waiting for the other (no deadlock): the order is the SQL's, on both
     paths (the one-call function of a transfer, the ORM of the general path)."""
     a, b = account(), account(balance=10)
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    engine = app.extensions[ENGINE]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(app) as seen:
         moved = _transfer(
             client, auth(), from_account=b["id"], to_account=a["id"], amount=1, currency="EUR"
         )
@@ -394,8 +386,6 @@ def test_both_accounts_are_locked_in_one_statement_in_id_order(
         refused = _transfer(
             client, auth(), from_account=a["id"], to_account=b["id"], amount=99, currency="EUR"
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert moved.status_code == 201, moved.json
     assert refused.status_code == 409, refused.json
     assert [s.split(" FROM ")[1].split("(")[0] for s in general] == ["ledger_transfer"], general

@@ -9,7 +9,6 @@ itself.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,18 +18,11 @@ import pytest
 from services.devstack.postgres import PostgresServer
 from services.ml.store.schema import migrate
 from tests.integration.ml.conftest import create_database, ml_env, settings_for, slug
+from tests.support.backends import terminate_all
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 APP = "strata-ml"
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL whose backends this test may terminate."""
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -47,23 +39,6 @@ def client(own_postgres: PostgresServer, tmp_path: Path, token: str) -> Iterator
     service.stop()
 
 
-def _backends(pg: PostgresServer) -> int:
-    sql = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{APP}'"
-    return int(pg.psql(sql).strip())
-
-
-def _terminate_all(pg: PostgresServer) -> None:
-    """Terminate the service's connections and wait until PostgreSQL has ended them."""
-    assert _backends(pg) > 0, "the pool holds no connection to drop"
-    pg.psql(
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{APP}'"
-    )
-    deadline = time.monotonic() + 10
-    while _backends(pg) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _backends(pg) == 0
-
-
 def test_reads_retry_once_and_writes_answer_503_or_succeed(
     own_postgres: PostgresServer, client: httpx.Client
 ) -> None:
@@ -73,7 +48,7 @@ def test_reads_retry_once_and_writes_answer_503_or_succeed(
     for _ in range(6):  # a warm pool
         assert client.get(one).status_code == 200
 
-    _terminate_all(own_postgres)
+    terminate_all(own_postgres, APP)
     for _ in range(4):
         read = client.get(one)
         assert read.status_code == 200, read.text
@@ -82,7 +57,7 @@ def test_reads_retry_once_and_writes_answer_503_or_succeed(
     assert slug(client.get("/v1/collections/drop/documents/nope")) == "document-not-found"
     assert slug(client.get("/v1/collections/gone/documents/nope")) == "collection-not-found"
 
-    _terminate_all(own_postgres)
+    terminate_all(own_postgres, APP)
     statuses = []
     for i in range(4):
         write = client.post("/v1/collections/drop/documents", json={"data": {"i": i}})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,14 +17,6 @@ from tests.support.process import ServiceProcess
 pytestmark = pytest.mark.integration
 # Pool checkout (1 s) + connect (1 s) + margin for a loaded CI machine; never "hangs".
 ANSWER_WITHIN = 10.0
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL this test may stop (the session's is shared)."""
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 def wait_for(predicate: object, timeout: float) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from services.cache import errors as cache_errors
 from services.cache.api import errors as cache_edge
 from services.critical import errors as critical_errors
+from services.critical import problem_types as critical_types
 from services.critical.api import errors as critical_edge
 from services.ml import errors as ml_errors
 from services.ml.api import errors as ml_edge
@@ -24,7 +25,7 @@ def _subclasses(base: type[Exception]) -> set[type[Exception]]:
 @pytest.mark.parametrize(
     ("base", "table"),
     [
-        (critical_errors.LedgerError, critical_edge.PROBLEMS),
+        (critical_errors.LedgerError, critical_types.PROBLEMS),
         (ml_errors.StoreError, ml_edge.PROBLEMS),
         (cache_errors.StoreError, cache_edge.PROBLEMS),
     ],

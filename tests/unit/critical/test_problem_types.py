@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from services.common.openapi import build_openapi
 from services.critical.api import ENDPOINTS
-from services.critical.api.errors import PROBLEMS
-from services.critical.problem_types import PROBLEM_TYPES
+from services.critical.problem_types import PROBLEM_TYPES, PROBLEMS
 from services.critical.settings import CriticalSettings
 from services.critical.spec import INFO
 from services.critical.worker import _SLUGS
@@ -37,11 +38,26 @@ def document() -> dict[str, Any]:
 def test_every_problem_the_code_raises_is_catalogued_with_its_status() -> None:
     raised = _raised()
     assert len(raised) > 20  # the scan sees the code
-    assert {(p.status, slug) for slug, p in PROBLEM_TYPES.items()} >= raised
+    assert {(status, slug) for slug, (status, _) in PROBLEM_TYPES.items()} >= raised
 
 
 def test_every_catalogued_problem_is_raised_somewhere() -> None:
     assert {slug for _, slug in _raised()} == set(PROBLEM_TYPES)
+
+
+def test_the_catalogue_imports_nothing_from_the_http_layer() -> None:
+    # The endpoint declarations read PROBLEM_TYPES while api/ is being imported: a table
+    # that imported api/ back would be a loop (a fresh interpreter shows it; this one has
+    # api/ loaded already).
+    probe = (
+        "import sys, services.critical.problem_types; "
+        "print(sorted(m for m in sys.modules if m.startswith('services.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "services.critical.problem_types" in loaded
+    assert "services.critical.api" not in loaded
 
 
 def test_each_operation_documents_exactly_its_problem_types() -> None:
@@ -50,7 +66,7 @@ def test_each_operation_documents_exactly_its_problem_types() -> None:
         op = endpoint.operation
         responses = doc["paths"][op.path][op.method.lower()]["responses"]
         for slug in op.problems:
-            status = str(PROBLEM_TYPES[slug].status)
+            status = str(PROBLEM_TYPES[slug][0])
             schema = responses[status]["content"]["application/problem+json"]["schema"]
             assert f"urn:strata:problem:{slug}" in schema["properties"]["type"]["enum"]
             assert f"`{slug}`" in responses[status]["description"]
