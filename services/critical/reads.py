@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from services.critical.autocommit import driver_autocommit
 from services.critical.db import ENGINE
 from services.critical.errors import AccountNotFoundError
 from services.critical.models import Account
@@ -55,18 +56,8 @@ def run_read(work: Callable[[Connection], T]) -> T:
 
 
 def _on_connection(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.connect() as conn:
-        # psycopg2's own autocommit flag, set and cleared client-side: no BEGIN, no
-        # ROLLBACK. (isolation_level="AUTOCOMMIT" would cost a round trip at check-in,
-        # where SQLAlchemy resets the level with a SET default_transaction_isolation.)
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        dbapi.autocommit = True
-        try:
-            return work(conn)
-        finally:
-            if not dbapi.closed:
-                dbapi.autocommit = False
+    with engine.connect() as conn, driver_autocommit(conn):
+        return work(conn)
 
 
 def account(conn: Connection, account_id: uuid.UUID) -> dict[str, Any]:

@@ -11,14 +11,13 @@ the common outcomes cost one round trip instead of about twelve.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from services.critical import commit_guard
+from services.critical.autocommit import driver_autocommit
 from services.critical.errors import IdempotencyKeyReuseError
 from services.critical.idempotency import Outcome
 
@@ -26,25 +25,6 @@ from services.critical.idempotency import Outcome
 _CALL = (
     "SELECT outcome, status_code, response FROM ledger_transfer(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-
-
-@contextlib.contextmanager
-def _autocommit(conn: Connection) -> Iterator[None]:
-    """The call is the whole transaction: psycopg2 sends no BEGIN and no COMMIT.
-
-    Set on the driver's connection itself: SQLAlchemy's ``isolation_level="AUTOCOMMIT"``
-    resets the level at check-in, which makes psycopg2 send ``SET default_transaction_
-    isolation TO DEFAULT``, a second round trip per call. Toggling autocommit on a
-    connection at the default level sends nothing.
-    """
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    raw.autocommit = True
-    try:
-        yield
-    finally:
-        if not raw.closed:  # an error may have invalidated (closed) it
-            raw.autocommit = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +69,7 @@ class Caller:
         )
         with (
             self.engine.connect() as conn,
-            _autocommit(conn),
+            driver_autocommit(conn),
             commit_guard.autocommitted(self.watchdog, conn, self.statement_seconds),
         ):
             outcome, status, body = conn.exec_driver_sql(_CALL, params).one()
