@@ -61,11 +61,11 @@ def test_movements_on_a_frozen_account_are_refused(client: FlaskClient, auth, ac
 
 
 def test_movement_on_unknown_account_is_404(client: FlaskClient, auth) -> None:
-    response = client.post(
-        f"/v1/accounts/{uuid.uuid4()}/deposits", json={"amount": 1}, headers=auth()
-    )
+    missing = uuid.uuid4()
+    response = client.post(f"/v1/accounts/{missing}/deposits", json={"amount": 1}, headers=auth())
     assert response.status_code == 404
     assert response.json["type"] == "urn:strata:problem:account-not-found"
+    assert response.json["detail"] == f"account {missing} does not exist"
 
 
 def test_deposit_with_idempotency_key_moves_money_once(client: FlaskClient, auth, account) -> None:
@@ -247,3 +247,42 @@ def test_request_fingerprints_are_stable_across_releases() -> None:
     assert idempotency.fingerprint("deposits", body) == expected
     assert idempotency.fingerprint("withdrawals", body) != expected
     assert idempotency.fingerprint("deposits", {**body, "amount": 8}) != expected
+
+
+def test_the_general_transfer_path_moves_money_and_audits_who(
+    client: FlaskClient, auth, account, ledger_session: Session, owner_engine
+) -> None:
+    """``ledger.transfer`` commits a transfer when the state changed after
+    ``ledger_transfer()`` declined (a deposit landed in between): the record, the balances
+    and the audit row carry what the caller asked for."""
+    source, target = account(balance=70), account()
+    reference = f"rent-{uuid.uuid4().hex}"
+    record = ledger.transfer(
+        ledger_session,
+        ledger.Actor("payer", "req-general"),
+        uuid.UUID(source["id"]),
+        uuid.UUID(target["id"]),
+        30,
+        "EUR",
+        reference,
+    )
+    ledger_session.commit()
+    assert (str(record.from_account), str(record.to_account), record.amount) == (
+        source["id"],
+        target["id"],
+        30,
+    )
+    assert (record.currency, record.reference, record.kind) == ("EUR", reference, "transfer")
+    shown = client.get(f"/v1/transfers/{record.id}", headers=auth()).json
+    assert (shown["reference"], shown["amount"]) == (reference, 30)
+    balances = [
+        client.get(f"/v1/accounts/{a['id']}", headers=auth()).json["balance"]
+        for a in (source, target)
+    ]
+    assert balances == [40, 30]
+    with owner_engine.connect() as conn:
+        audited = conn.execute(
+            text("SELECT actor, request_id, action FROM audit_log WHERE resource = :r"),
+            {"r": f"transfers/{record.id}"},
+        ).all()
+    assert [tuple(row) for row in audited] == [("payer", "req-general", "transfer.create")]
