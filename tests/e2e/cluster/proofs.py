@@ -37,11 +37,9 @@ from proof_sentinel import p_sentinel
 
 HERE = Path(__file__).resolve().parent
 
-#: Proofs that run only when asked for (STRATA_E2E_ONLY=<number>), with the reason.
-OPT_IN_PROOFS = {
-    "12": "the Sentinel failover proof has passed 2 of its last 4 cluster runs "
-    "(docs/cluster-e2e.md); run it with STRATA_E2E_ONLY=12",
-}
+#: Proofs that run only when asked for (STRATA_E2E_ONLY=<number>), with the reason: the
+#: place for a proof that is not yet reliable enough to gate every CI run (none today).
+OPT_IN_PROOFS: dict[str, str] = {}
 REPO = HERE.parents[2]
 # where guard() lets HTTP traffic go: set from the cluster adapter in main()
 ALLOWED: list[adapters.Network] = [ipaddress.ip_network("127.0.0.0/8")]
