@@ -50,6 +50,7 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         app.ctx.ml_metrics = MlMetrics(app.ctx.metrics, capacity)
         app.ctx.store = Store(settings, on_pool_change=app.ctx.ml_metrics.pool_changed)
         app.ctx.exports = ExportSlots(settings.export_max_concurrent, settings.export_retry_after)
+        await app.ctx.store.warm()
 
     @app.after_server_stop
     async def _close_store(app: MlApp) -> None:

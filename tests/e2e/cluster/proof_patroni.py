@@ -95,10 +95,21 @@ def psql(p: Any, pod: str, database: str, sql: str, c: Any = None) -> str:
     ).strip()  # fmt: skip
 
 
+QUORUM_ROLES = ("quorum_standby", "sync_standby")
+
+
 def wait_members(
-    p: Any, component: str, expected: int, timeout: float = 240, c: Any = None
+    p: Any,
+    component: str,
+    expected: int,
+    timeout: float = 240,
+    c: Any = None,
+    *,
+    quorum: bool = False,
 ) -> dict[str, Any]:
-    """Wait until the tier has a leader and ``expected - 1`` streaming replicas."""
+    """Wait until the tier has a leader and ``expected - 1`` streaming replicas (``quorum``:
+    and Patroni has named a synchronous/quorum standby, which it does on its next HA loop
+    after a replica starts streaming, up to ``loop_wait`` later)."""
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:
@@ -108,7 +119,8 @@ def wait_members(
             streaming = [
                 m for m in ms if m.get("role") != "leader" and m.get("state") == "streaming"
             ]
-            if leader_of(last) and len(ms) == expected and len(streaming) == expected - 1:
+            named = not quorum or any(m.get("role") in QUORUM_ROLES for m in ms)
+            if leader_of(last) and len(ms) == expected and len(streaming) == expected - 1 and named:
                 return last
         except (_h(p).CheckFailed, subprocess.TimeoutExpired):
             pass
@@ -119,7 +131,9 @@ def wait_members(
         if m.get("role") != "leader" and m.get("state") != "streaming"
     ]
     raise _h(p).CheckFailed(
-        f"{component}: not 1 leader + {expected - 1} streaming: {last}"
+        f"{component}: not 1 leader + {expected - 1} streaming"
+        + (" with a synchronous/quorum standby" if quorum else "")
+        + f": {last}"
         + "".join(member_log(p, name, c) for name in laggards)
     )
 
@@ -149,7 +163,8 @@ def p_members(p: Any) -> str:
     out = []
     for tier in (CRITICAL, ML):
         n = expected_replicas(p, tier)
-        cluster = wait_members(p, tier, n)
+        # After a reinstall (proof 6) the replicas stream before Patroni names the quorum.
+        cluster = wait_members(p, tier, n, quorum=tier == CRITICAL and n > 1)
         leader = leader_of(cluster)
         scope = f"{p.c.release}-{tier}"
         pods = {x["metadata"]["name"]: x["status"].get("podIP") for x in p.c.pods(tier)}
@@ -164,9 +179,7 @@ def p_members(p: Any) -> str:
         ro_ips = sorted(a["ip"] for s in ro.get("subsets") or [] for a in s.get("addresses") or [])
         want = sorted(ip for name, ip in pods.items() if name != leader)
         h.check(ro_ips == want, f"{scope}-ro Endpoints {ro_ips}, replicas {want}")
-        quorum = [
-            m for m in cluster["members"] if m.get("role") in ("quorum_standby", "sync_standby")
-        ]
+        quorum = [m for m in cluster["members"] if m.get("role") in QUORUM_ROLES]
         if tier == CRITICAL and n > 1:
             h.check(bool(quorum), f"{tier}: no synchronous/quorum standby: {describe(cluster)}")
         out.append(f"{tier}: leader {leader}, {n - 1} streaming [{describe(cluster)}]")
