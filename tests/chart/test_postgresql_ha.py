@@ -273,16 +273,20 @@ def test_patroni_metrics_are_scraped(render: RenderFn) -> None:
     assert ann["prometheus.io/port"] == "8008"
     assert ann["prometheus.io/path"] == "/metrics"
     assert r.kind("PodMonitor") == []
+    assert r.kind("ServiceMonitor") == []
+    # Patroni's metrics and the pgbackrest sidecar's (test_backup), through the members'
+    # Services or their pods (every target resolved against the render: test_monitors).
     sm = render(str(CHART / "ci" / "servicemonitor-values.yaml"))
-    assert {m["metadata"]["name"] for m in sm.kind("PodMonitor")} == {
-        "strata-postgresql-critical",
-        "strata-postgresql-ml",
-    }
-    for pm in sm.kind("PodMonitor"):
-        # Patroni's metrics, and the pgbackrest sidecar's (test_backup).
-        ep, backup = pm["spec"]["podMetricsEndpoints"]
-        assert ep["port"] == "patroni" and ep["path"] == "/metrics"
-        assert backup["port"] == "backup-metrics" and backup["path"] == "/metrics"
+    pm = render(None, sets=("metrics.podMonitor.enabled=true",))
+    for kind, endpoints, monitors in (
+        ("ServiceMonitor", "endpoints", sm),
+        ("PodMonitor", "podMetricsEndpoints", pm),
+    ):
+        for tier in TIERS:
+            monitor = monitors.get(kind, f"strata-{tier}")
+            ep, backup = monitor["spec"][endpoints]
+            assert ep["port"] == "patroni" and ep["path"] == "/metrics"
+            assert backup["port"] == "backup-metrics" and backup["path"] == "/metrics"
 
 
 def test_external_postgresql_renders_no_patroni(render: RenderFn) -> None:

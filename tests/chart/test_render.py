@@ -1,5 +1,6 @@
 """helm lint --strict and helm template over every ci/ scenario; strict schema validation of
-every rendered object against several Kubernetes versions; API versions chosen per version."""
+every rendered object against several Kubernetes versions (the Prometheus Operator's custom
+resources against crd_schema); API versions chosen per version."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import jsonschema
 import pytest
 
-from . import k8s_schema
+from . import crd_schema, gateway_crd, k8s_schema
 from .conftest import (
     CHART,
     CI_VALUES,
@@ -20,11 +21,9 @@ from .conftest import (
     run_helm,
 )
 
-#: Custom resources: no schema in kubernetes-validate; checked structurally in test_objects.
-CRD_KINDS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("monitoring.coreos.com/v1", "PodMonitor"),
-}
+#: Custom resources: no schema in kubernetes-validate; validated by crd_schema (the Prometheus
+#: Operator's) and gateway_crd (the real Gateway API CRDs) instead.
+CRD_KINDS = crd_schema.KINDS | gateway_crd.KINDS
 
 
 @pytest.mark.parametrize("kube_version", LINT_VERSIONS)
@@ -41,9 +40,13 @@ def test_every_object_is_valid_strictly(render: RenderFn, values_file, kube_vers
     assert result.docs, "nothing rendered"
     errors = []
     for doc in result.docs:
-        if (doc["apiVersion"], doc["kind"]) in CRD_KINDS:
-            continue
         try:
+            if (doc["apiVersion"], doc["kind"]) in gateway_crd.KINDS:
+                gateway_crd.validate(doc)
+                continue
+            if (doc["apiVersion"], doc["kind"]) in crd_schema.KINDS:
+                crd_schema.validate(doc)
+                continue
             k8s_schema.validate(doc, kube_version)
         except (jsonschema.ValidationError, k8s_schema.UnknownKindError) as exc:
             path = "/".join(str(p) for p in getattr(exc, "absolute_path", []))
@@ -62,6 +65,32 @@ def test_schema_validation_catches_a_typo() -> None:
     for version in SCHEMA_VERSIONS:
         with pytest.raises(jsonschema.ValidationError, match="imagePullPolcy"):
             k8s_schema.validate(bad, version)
+
+
+def test_crd_validation_catches_a_typo_and_a_bad_value() -> None:
+    """Custom resources are validated as strictly: prove it on each kind's misspelt field."""
+    sm = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "x", "namespace": "strata"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"port": "http"}]},
+    }
+    crd_schema.validate(sm)
+    sm["spec"]["endpoints"][0]["scrapeTimout"] = "5s"
+    with pytest.raises(jsonschema.ValidationError, match="scrapeTimout"):
+        crd_schema.validate(sm)
+    pm = {**sm, "kind": "PodMonitor"}
+    pm["spec"] = {"selector": {}, "podMetricsEndpoints": [{"port": "http"}]}
+    with pytest.raises(jsonschema.ValidationError, match="should be non-empty"):
+        crd_schema.validate(pm)  # an empty selector would pick every pod of the namespace
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "x", "namespace": "strata"},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up", "for": "5min"}]}]},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="5min"):
+        crd_schema.validate(rule)
 
 
 def test_schema_versions_span_what_is_shipped() -> None:

@@ -112,6 +112,33 @@ def test_every_object_in_the_schema_is_closed() -> None:
         ),
         (["ingress.host=http://api.example.com"], "ingress.host: Does not match pattern"),
         (["ingress.tls.secretName=My_TLS"], "ingress.tls.secretName: Does not match pattern"),
+        (["metrics.podMonitor.interval=5"], "metrics.podMonitor.interval: Invalid type"),
+        (
+            ["metrics.serviceMonitor.scrapeTimeout=5 s"],
+            "metrics.serviceMonitor.scrapeTimeout: Does not match pattern",
+        ),
+        (
+            ["metrics.serviceMonitor.relabelings[0].action=rename"],
+            "metrics.serviceMonitor.relabelings.0.action must be one of the following",
+        ),
+        (
+            ["metrics.podMonitor.metricRelabelings[0].source_labels={a}"],
+            "Additional property source_labels is not allowed",
+        ),
+        (
+            ["metrics.prometheusRule.ruleLabels.alertname=x"],
+            "metrics.prometheusRule.ruleLabels",
+        ),
+        (
+            ["metrics.prometheusRule.runbookUrl=docs/runbooks.md"],
+            "metrics.prometheusRule.runbookUrl: Does not match pattern",
+        ),
+        (
+            ["metrics.grafanaDashboard.sidecarLabelValue=two words"],
+            "metrics.grafanaDashboard.sidecarLabelValue: Does not match pattern",
+        ),
+        (["metrics.serviceMonitor.namespace=Monitoring"], "Does not match pattern"),
+        (["metrics.serviceMonitor.release=x"], "Additional property release is not allowed"),
     ],
 )
 def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> None:

@@ -1,7 +1,7 @@
 {{/*
 Pieces the three service Deployments (templates/<component>/deployment.yaml) share, and the
 objects every service has in the same shape (Service, PodDisruptionBudget, HPA,
-ServiceMonitor). Call each with the component's context:
+ServiceMonitor, PodMonitor). Call each with the component's context:
 (dict "root" $ "component" "critical" "values" .Values.critical "prefix" "STRATA_CRITICAL_").
 */}}
 
@@ -183,32 +183,18 @@ spec:
 {{- end }}
 {{- end -}}
 
+{{/* The service's /metrics (port http) for the Prometheus Operator (templates/metrics/_metrics.tpl). */}}
 {{- define "strata.app.serviceMonitor" -}}
-{{- $sm := .root.Values.metrics.serviceMonitor -}}
-{{- if $sm.enabled }}
-apiVersion: monitoring.coreos.com/v1
-kind: ServiceMonitor
-metadata:
-  name: {{ include "strata.componentName" . }}
-  namespace: {{ .root.Release.Namespace | quote }}
-  labels:
-    {{- include "strata.componentLabels" . | nindent 4 }}
-    {{- with $sm.labels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
-spec:
-  selector:
-    matchLabels:
-      {{- include "strata.componentSelectorLabels" . | nindent 6 }}
-  namespaceSelector:
-    matchNames:
-      - {{ .root.Release.Namespace | quote }}
-  endpoints:
-    - port: http
-      path: /metrics
-      interval: {{ $sm.interval }}
-      scrapeTimeout: {{ $sm.scrapeTimeout }}
+{{- if .root.Values.metrics.serviceMonitor.enabled }}
+{{- $selector := dict "matchLabels" (include "strata.componentSelectorLabels" . | fromYaml) }}
+{{- include "strata.metrics.monitor" (merge (dict "kind" "ServiceMonitor" "selector" $selector "endpoints" (list (dict "port" "http" "serviceLabel" true))) .) }}
+{{- end }}
+{{- end -}}
+
+{{- define "strata.app.podMonitor" -}}
+{{- if .root.Values.metrics.podMonitor.enabled }}
+{{- $selector := dict "matchLabels" (include "strata.componentSelectorLabels" . | fromYaml) }}
+{{- include "strata.metrics.monitor" (merge (dict "kind" "PodMonitor" "selector" $selector "endpoints" (list (dict "port" "http"))) .) }}
 {{- end }}
 {{- end -}}
 
@@ -235,4 +221,62 @@ spec:
 {{ $p }}CORS_ALLOWED_ORIGINS: {{ . | quote }}
 {{- end }}
 PROMETHEUS_MULTIPROC_DIR: "/tmp/prometheus"
+{{- end -}}
+
+{{/*
+The service's HTTPRoute (gateway.enabled; README: Gateway API): the service's share of the
+Ingress' API paths (strata.apiRoutes), attached to the user's Gateway(s). Gateway API allows ':'
+in paths, so the batch endpoints are always Exact matches, whatever ingress.batchPathType says.
+TLS is the Gateway listener's job: nothing here names a certificate.
+*/}}
+{{- define "strata.app.httpRoute" -}}
+{{- $gw := .root.Values.gateway -}}
+{{- if $gw.enabled }}
+{{- $component := .component -}}
+{{- $types := dict "Prefix" "PathPrefix" "Exact" "Exact" -}}
+{{- $matches := list -}}
+{{- $port := 0 -}}
+{{- range (include "strata.apiRoutes" (dict "root" .root "batchPathType" "Exact") | fromJsonArray) -}}
+{{- if eq .component $component -}}
+{{- $matches = append $matches (dict "path" (dict "type" (get $types .type) "value" .path)) -}}
+{{- $port = .port -}}
+{{- end -}}
+{{- end -}}
+{{- $hostnames := $gw.hostnames | default (compact (list .root.Values.ingress.host)) -}}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {{ include "strata.componentName" . }}
+  namespace: {{ .root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabelsWith" (dict "root" .root "component" .component "labels" $gw.labels) | nindent 4 }}
+  {{- $ann := merge (dict) ($gw.annotations | default dict) (.root.Values.commonAnnotations | default dict) }}
+  {{- with $ann }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  parentRefs:
+    {{- range $gw.parentRefs }}
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: {{ .name | quote }}
+      {{- with .namespace }}
+      namespace: {{ . | quote }}
+      {{- end }}
+      {{- with .sectionName }}
+      sectionName: {{ . | quote }}
+      {{- end }}
+    {{- end }}
+  {{- with $hostnames }}
+  hostnames:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  rules:
+    - matches:
+        {{- toYaml $matches | nindent 8 }}
+      backendRefs:
+        - name: {{ include "strata.componentName" . }}
+          port: {{ $port | int }}
+{{- end }}
 {{- end -}}

@@ -49,6 +49,15 @@ app.kubernetes.io/part-of: strata
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/*
+A component's labels plus extra ones (e.g. gateway.labels). The chart's own labels win a clash:
+they identify the release's objects. Call with (dict "root" $ "component" "critical" "labels" <map>).
+*/}}
+{{- define "strata.componentLabelsWith" -}}
+{{- $own := include "strata.componentLabels" . | fromYaml -}}
+{{- toYaml (merge $own (deepCopy (.labels | default dict))) -}}
+{{- end -}}
+
 {{- define "strata.componentSelectorLabels" -}}
 {{ include "strata.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
@@ -261,4 +270,38 @@ them would roll every pod on the first `helm upgrade` after install.
 */}}
 {{- define "strata.secretInputsChecksum" -}}
 {{- toJson (list .Values.auth .Values.postgresqlCritical.auth .Values.postgresqlMl.auth .Values.redis.auth) | sha256sum -}}
+{{- end -}}
+
+{{/*
+The API routes of API.md, shared by the Ingress and the HTTPRoutes so both publish the same
+paths: a JSON list of {path, type, component, port}, type Prefix or Exact (Ingress pathType
+names; Prefix matches per path element, so /v1/kv does not cover /v1/kv:mget and the batch
+endpoints need Exact), or ImplementationSpecific for /v1/kv when batchPathType says so (the
+ingress-nginx fallback, Ingress only: ingress.batchPathType). /metrics, /livez, /readyz and
+/openapi.json are never routed. Call with (dict "root" $ "batchPathType" "Exact").
+*/}}
+{{- define "strata.apiRoutes" -}}
+{{- $v := .root.Values -}}
+{{- $critical := $v.critical.service.port -}}
+{{- $cache := $v.cache.service.port -}}
+{{- $routes := list
+  (dict "path" "/v1/accounts" "type" "Prefix" "component" "critical" "port" $critical)
+  (dict "path" "/v1/transfers" "type" "Prefix" "component" "critical" "port" $critical)
+  (dict "path" "/v1/collections" "type" "Prefix" "component" "ml" "port" $v.ml.service.port) -}}
+{{- if eq .batchPathType "Exact" -}}
+{{- $routes = concat $routes (list
+  (dict "path" "/v1/kv" "type" "Prefix" "component" "cache" "port" $cache)
+  (dict "path" "/v1/kv:mget" "type" "Exact" "component" "cache" "port" $cache)
+  (dict "path" "/v1/kv:mset" "type" "Exact" "component" "cache" "port" $cache)) -}}
+{{- else -}}
+{{- /* ingress-nginx matches an ImplementationSpecific path as a plain string prefix: covers /v1/kv:mget and /v1/kv:mset. */ -}}
+{{- $routes = append $routes (dict "path" "/v1/kv" "type" "ImplementationSpecific" "component" "cache" "port" $cache) -}}
+{{- end -}}
+{{- $routes = append $routes (dict "path" "/v1/counters" "type" "Prefix" "component" "cache" "port" $cache) -}}
+{{- toJson $routes -}}
+{{- end -}}
+
+{{/* The certificate Secret gateway.tlsReferenceGrant covers: its secretName, else the Ingress' (ingress.tls.secretName or <fullname>-tls). */}}
+{{- define "strata.gateway.tlsSecretName" -}}
+{{- .Values.gateway.tlsReferenceGrant.secretName | default .Values.ingress.tls.secretName | default (printf "%s-tls" (include "strata.fullname" .)) -}}
 {{- end -}}

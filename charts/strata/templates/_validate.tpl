@@ -52,8 +52,29 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- if and $v.ml.readReplicas (or (not $v.postgresqlMl.enabled) (lt (int $v.postgresqlMl.replicas) 2)) -}}
 {{- $errors = append $errors "ml.readReplicas needs the bundled PostgreSQL with postgresqlMl.replicas >= 2 (replicas to read from)" -}}
 {{- end -}}
+{{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled -}}
+{{- $errors = append $errors "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled select the same targets: every series would be scraped twice (and the alerts' sums doubled); enable one of them" -}}
+{{- end -}}
 {{- if and $v.ingress.enabled (not $v.ingress.host) -}}
 {{- $errors = append $errors "ingress.enabled needs ingress.host, the DNS name clients use (e.g. --set ingress.host=api.example.com): an Ingress without a host answers for any Host header" -}}
+{{- end -}}
+{{- $gw := $v.gateway -}}
+{{- if and $gw.enabled (not $gw.parentRefs) -}}
+{{- $errors = append $errors "gateway.enabled needs gateway.parentRefs, the Gateway(s) the HTTPRoutes attach to (e.g. --set gateway.parentRefs[0].name=public,gateway.parentRefs[0].namespace=gateway-system): the chart does not create a Gateway" -}}
+{{- end -}}
+{{- if and $gw.tlsReferenceGrant.enabled (not $gw.enabled) -}}
+{{- $errors = append $errors "gateway.tlsReferenceGrant.enabled needs gateway.enabled (it grants the HTTPRoutes' Gateways the certificate Secret)" -}}
+{{- end -}}
+{{- if and $gw.enabled $gw.tlsReferenceGrant.enabled $gw.parentRefs -}}
+{{- $elsewhere := list -}}
+{{- range $gw.parentRefs -}}
+{{- if and .namespace (ne .namespace $.Release.Namespace) -}}
+{{- $elsewhere = append $elsewhere .namespace -}}
+{{- end -}}
+{{- end -}}
+{{- if not $elsewhere -}}
+{{- $errors = append $errors (printf "gateway.tlsReferenceGrant.enabled: no gateway.parentRefs entry names a namespace other than %s; a Gateway in the Secret's own namespace needs no ReferenceGrant (turn it off)" $.Release.Namespace) -}}
+{{- end -}}
 {{- end -}}
 {{- range $svc := list "critical" "ml" "cache" -}}
 {{- $s := index $v $svc -}}

@@ -331,41 +331,35 @@ spec:
 {{- end }}
 {{- end -}}
 
+{{/*
+The members' metrics for the Prometheus Operator (templates/metrics/_metrics.tpl): Patroni's
+/metrics on port `patroni` (role: patroni_primary, patroni_replica; timeline; WAL positions,
+so replication lag = the leader's patroni_xlog_location - a replica's replayed location) and,
+with backups, the pgbackrest sidecar's on `backup-metrics` (age of the backups, WAL archiving,
+repository size). The ServiceMonitor finds the members through the headless Service (which
+also lists members that are not Ready) and the backup-metrics Service.
+*/}}
+{{- define "strata.postgresql.monitorEndpoints" -}}
+{{- $endpoints := list (dict "port" "patroni") -}}
+{{- if include "strata.backup.enabled" . -}}
+{{- $endpoints = append $endpoints (dict "port" "backup-metrics") -}}
+{{- end -}}
+{{- toYaml $endpoints -}}
+{{- end -}}
+
+{{- define "strata.postgresql.serviceMonitor" -}}
+{{- if .root.Values.metrics.serviceMonitor.enabled }}
+{{- $services := list "members" -}}
+{{- if include "strata.backup.enabled" . }}{{ $services = append $services "backup-metrics" }}{{ end -}}
+{{- $selector := dict "matchLabels" (include "strata.componentSelectorLabels" . | fromYaml) "matchExpressions" (list (dict "key" "strata.io/postgresql-service" "operator" "In" "values" $services)) }}
+{{- include "strata.metrics.monitor" (merge (dict "kind" "ServiceMonitor" "selector" $selector "endpoints" (include "strata.postgresql.monitorEndpoints" . | fromYamlArray)) .) }}
+{{- end }}
+{{- end -}}
+
 {{- define "strata.postgresql.podMonitor" -}}
-{{- $sm := .root.Values.metrics.serviceMonitor -}}
-{{- if $sm.enabled }}
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata:
-  name: {{ include "strata.componentName" . }}
-  namespace: {{ .root.Release.Namespace | quote }}
-  labels:
-    {{- include "strata.componentLabels" . | nindent 4 }}
-    {{- with $sm.labels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- with (include "strata.annotations" .root) }}{{ . | nindent 2 }}{{ end }}
-spec:
-  selector:
-    matchLabels:
-      {{- include "strata.componentSelectorLabels" . | nindent 6 }}
-  namespaceSelector:
-    matchNames:
-      - {{ .root.Release.Namespace | quote }}
-  podMetricsEndpoints:
-    # Patroni's /metrics: role (patroni_primary, patroni_replica), timeline, WAL positions
-    # (replication lag = primary's patroni_xlog_location - replica's replayed location).
-    - port: patroni
-      path: /metrics
-      interval: {{ $sm.interval }}
-      scrapeTimeout: {{ $sm.scrapeTimeout }}
-    {{- if include "strata.backup.enabled" . }}
-    # The pgbackrest sidecar: age of the backups, WAL archiving, repository size.
-    - port: backup-metrics
-      path: /metrics
-      interval: {{ $sm.interval }}
-      scrapeTimeout: {{ $sm.scrapeTimeout }}
-    {{- end }}
+{{- if .root.Values.metrics.podMonitor.enabled }}
+{{- $selector := dict "matchLabels" (include "strata.componentSelectorLabels" . | fromYaml) }}
+{{- include "strata.metrics.monitor" (merge (dict "kind" "PodMonitor" "selector" $selector "endpoints" (include "strata.postgresql.monitorEndpoints" . | fromYamlArray)) .) }}
 {{- end }}
 {{- end -}}
 
