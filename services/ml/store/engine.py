@@ -205,30 +205,32 @@ class Store:
 
     async def ping(self) -> None:
         """One round trip (readiness)."""
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await _ping(self.engine)
 
-    async def warm(self) -> bool:
+    async def warm(self) -> None:
         """Open one pooled connection to each database before the worker takes requests.
 
         Readiness pings from one worker at a time, so without this the other worker opened
         its first connection for a client's request: on a node starved by a rollout, that
         connect (SCRAM and all) can outlast ``connect_timeout`` and the request answers 503.
-        False, and a warning, when the database is not reachable: the worker starts anyway,
-        unready, and connects on demand once the database is back.
+        When the database is not reachable it logs a warning and returns: the worker starts
+        anyway, unready, and connects on demand once the database is back.
         """
         engines = [self.engine] if self.reader is self.engine else [self.engine, self.reader]
         try:
             for engine in engines:
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                await _ping(engine)
         except Exception as error:  # any failure: start unready, never refuse to start
             logger.warning("store not reachable at start-up: %s", type(error).__name__)
-            return False
-        return True
 
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
+
+
+async def _ping(engine: AsyncEngine) -> None:
+    """One ``SELECT 1`` on a pooled connection of ``engine`` (which stays in the pool)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
