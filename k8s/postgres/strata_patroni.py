@@ -6,6 +6,9 @@
     strata-patroni ready     readiness probe: Patroni's /readiness, or "no leader yet" (below)
     strata-patroni apply-config   push the chart's cluster-wide settings (dynamic.json) to Patroni
     strata-patroni post-bootstrap CONNSTR   (Patroni's post_bootstrap) create the database
+                             and the metrics exporter's login role
+    strata-patroni callback ACTION ROLE SCOPE   (Patroni's on_start / on_role_change) on the
+                             primary: create or update the exporter's login role
     strata-patroni CMD ...   anything else runs as given (patronictl, psql, pgbackrest)
 
 Every sub-command first reads the secrets the chart mounts as files (SECRET_FILES below) into
@@ -53,6 +56,8 @@ Standard library only (it runs with Debian's python3, beside Patroni's virtualen
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -89,6 +94,8 @@ SECRET_FILES = {
     "PGBACKREST_REPO1_AZURE_KEY": "STRATA_PGBACKREST_REPO1_AZURE_KEY_FILE",
     # libpq: the pgbackrest sidecar's psql and what its `pgbackrest server` runs.
     "PGPASSWORD": "STRATA_PGPASSWORD_FILE",
+    # The metrics exporter's login role (chart: metrics.postgresExporter).
+    "STRATA_PG_MONITOR_PASSWORD": "STRATA_PG_MONITOR_PASSWORD_FILE",
 }
 WAITING_BODY = json.dumps({"strata": WAITING}).encode()
 
@@ -418,7 +425,7 @@ CREATE_DATABASE = (
 
 def post_bootstrap(connstr: str) -> int:
     """Create the application database once, right after initdb or a restore (Patroni
-    passes CONNSTR)."""
+    passes CONNSTR), and the exporter's role."""
     database = os.environ.get("STRATA_PG_DATABASE", "")
     if database and database != "postgres":
         subprocess.run(
@@ -429,7 +436,78 @@ def post_bootstrap(connstr: str) -> int:
             timeout=120,
         )
         log("the database exists", database=database)
+    ensure_monitor_role(connstr)
     return 0
+
+
+#: The exporter's role: a login member of pg_monitor and nothing more (no superuser, no
+#: replication, a few connections), its password from the Secret each time (so a rotated
+#: Secret takes effect on the next start or promotion). The password travels as a SCRAM
+#: verifier on psql's stdin: never on a command line, never in the server log in clear.
+MONITOR_ROLE_SQL = (
+    "SELECT format('CREATE ROLE %I', :'user') "
+    "WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user')\\gexec\n"
+    "SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+    "NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 5 PASSWORD %L', :'user', :'verifier')"
+    "\\gexec\n"
+    "SELECT format('GRANT pg_monitor TO %I', :'user')\\gexec\n"
+)
+PRIMARY_ROLES = ("primary", "master")
+
+
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of a password (RFC 5802/7677, as libpq's
+    PQencryptPasswordConn builds it)."""
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    stored = hashlib.sha256(client_key).digest()
+    salt64, stored64, server64 = (base64.b64encode(b).decode() for b in (salt, stored, server_key))
+    return f"SCRAM-SHA-256${iterations}:{salt64}${stored64}:{server64}"
+
+
+def ensure_monitor_role(connstr: str) -> bool:
+    """Create or update the exporter's role (STRATA_PG_MONITOR_USERNAME, password
+    STRATA_PG_MONITOR_PASSWORD) on the primary CONNSTR reaches; False when not configured or
+    psql failed (logged: the exporter reports pg_up 0 until a later start or promotion)."""
+    user = os.environ.get("STRATA_PG_MONITOR_USERNAME", "")
+    password = os.environ.get("STRATA_PG_MONITOR_PASSWORD", "")
+    if not user or not password:
+        return False
+    script = f"\\set verifier '{scram_verifier(password)}'\n" + MONITOR_ROLE_SQL
+    proc = subprocess.run(
+        ["psql", connstr, "-v", "ON_ERROR_STOP=1", "-v", f"user={user}", "-X", "-q"],
+        input=script,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        log("could not create the exporter's role", user=user, error=proc.stderr.strip())
+        return False
+    log("the exporter's role exists", user=user)
+    return True
+
+
+def callback(action: str, role: str) -> int:
+    """Patroni's on_start / on_role_change: on the primary, keep the exporter's role (Patroni
+    runs callbacks in the background: retry while PostgreSQL finishes starting or promoting)."""
+    if role not in PRIMARY_ROLES:
+        return 0
+    # Patroni takes the PATRONI_* variables out of the environment it hands its callbacks:
+    # the chart repeats the superuser's name as STRATA_PG_SUPERUSER_USERNAME, and its password
+    # is back as PATRONI_SUPERUSER_PASSWORD because this process read the secret files again.
+    user = os.environ.get("STRATA_PG_SUPERUSER_USERNAME", "postgres")
+    os.environ["PGPASSWORD"] = os.environ.get("PATRONI_SUPERUSER_PASSWORD", "")
+    connstr = f"host=/var/run/postgresql port=5432 dbname=postgres user={user} connect_timeout=5"
+    for _ in range(12):
+        if ensure_monitor_role(connstr):
+            return 0
+        time.sleep(5)
+    log("gave up creating the exporter's role", action=action)
+    return 1
 
 
 def main(argv: list[str]) -> int:
@@ -447,6 +525,9 @@ def main(argv: list[str]) -> int:
         return apply_config()
     if command == "post-bootstrap":
         return post_bootstrap(argv[2] if len(argv) > 2 else "")
+    if command == "callback":
+        action, role = [*argv[2:4], "", ""][:2]
+        return callback(action, role)
     os.execvp(command, argv[1:])
     return 127
 

@@ -16,6 +16,8 @@ import yaml
 from .conftest import CHART, Render, RenderFn, pod_spec, run_helm
 
 TIERS = ("postgresql-critical", "postgresql-ml")
+#: The metrics sidecar of every member (metrics.postgresExporter).
+EXPORTER = "postgres-exporter"
 OBJECT_STORE = str(CHART / "ci" / "backup-object-store-values.yaml")
 RESTORE = str(CHART / "ci" / "restore-values.yaml")
 
@@ -166,7 +168,8 @@ def test_members_run_the_pgbackrest_sidecar(render: RenderFn, tier: str) -> None
     r = render(None)
     sts = r.get("StatefulSet", f"strata-{tier}")
     cs = containers(sts)
-    assert list(cs) == ["postgresql", "pgbackrest"]
+    # (postgres-exporter: metrics.postgresExporter, tests/chart/test_exporters.py)
+    assert list(cs) == ["postgresql", "pgbackrest", "postgres-exporter"]
     side = cs["pgbackrest"]
     assert "command" not in side, "the image's entrypoint reads the password file first"
     assert side["args"] == ["strata-pgbackrest", "sidecar"]
@@ -376,7 +379,8 @@ def test_object_store_credentials_are_files(
         assert conf[option[0]] == option[1]
     sts = r.get("StatefulSet", "strata-postgresql-critical")
     job = r.get("CronJob", "strata-postgresql-critical-backup-full")
-    pods = [(pod_spec(sts), c) for c in pod_spec(sts)["containers"]]
+    # Every container that runs pgBackRest (not the metrics exporter).
+    pods = [(pod_spec(sts), c) for c in pod_spec(sts)["containers"] if c["name"] != EXPORTER]
     pods += [(pod_spec(job), c) for c in pod_spec(job)["containers"]]
     for spec, c in pods:
         assert files.items() <= secret_files(spec, c).items(), c["name"]
@@ -398,7 +402,9 @@ def test_object_store_needs_no_repository_host(render: RenderFn) -> None:
         assert g["repo1-cipher-type"] == "aes-256-cbc"
         assert g["compress-type"] == "zst" and g["compress-level"] == "3"
     sts = r.get("StatefulSet", "strata-postgresql-critical")
-    for c in containers(sts).values():
+    for name, c in containers(sts).items():
+        if name == EXPORTER:  # the metrics exporter runs no pgBackRest
+            continue
         files = file_env(pod_spec(sts), c)
         # The members write the object store themselves: credentials and passphrase.
         assert files["STRATA_PGBACKREST_REPO1_S3_KEY_FILE"] == (
@@ -428,7 +434,10 @@ def test_object_store_needs_no_repository_host(render: RenderFn) -> None:
     job_conf = options(pgbackrest_config(r, "postgresql-critical", "job.conf"))
     assert job_conf["repo1-retention-full"] == "4" and "repo1-retention-diff" not in job_conf
     # The ml tier has no backups: no sidecar, no archiving.
-    assert list(containers(r.get("StatefulSet", "strata-postgresql-ml"))) == ["postgresql"]
+    assert list(containers(r.get("StatefulSet", "strata-postgresql-ml"))) == [
+        "postgresql",
+        EXPORTER,
+    ]
     assert "archive_mode" not in patroni_yaml(r, "postgresql-ml")["postgresql"]["parameters"]
     egress = r.get("NetworkPolicy", "strata-postgresql-critical-pgbackrest")["spec"]["egress"]
     assert egress == [
@@ -496,7 +505,7 @@ def test_backups_off_renders_nothing_of_them(render: RenderFn) -> None:
     assert not [n for n in r.names("ConfigMap") if "pgbackrest" in n]
     assert not [p for p in r.kind("Pod") if "archiving" in p["metadata"]["name"]]
     for tier in TIERS:
-        assert list(containers(r.get("StatefulSet", f"strata-{tier}"))) == ["postgresql"]
+        assert list(containers(r.get("StatefulSet", f"strata-{tier}"))) == ["postgresql", EXPORTER]
         patroni = patroni_yaml(r, tier)
         assert "archive_command" not in patroni["postgresql"]["parameters"]
         assert "create_replica_methods" not in patroni["postgresql"]

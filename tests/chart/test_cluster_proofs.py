@@ -226,6 +226,24 @@ def test_kind_runs_the_host_proofs_plus_the_networkpolicy_proofs() -> None:
     assert host_names[-1].startswith("proof 11:") and kind_names[-1].startswith("proof 11:")
 
 
+def test_the_user_path_proofs_run_where_their_add_ons_were_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kind = proofs_on(adapters.KindAdapter(node="n"))
+    np = netpol.NetpolProofs(kind.c, kind.adapter)
+    monkeypatch.delenv("STRATA_E2E_TRAEFIK_IMAGE", raising=False)
+    without = [name.split(":")[0] for name, _, _ in kind.steps(np)]
+    assert "proof 15" not in without and "proof 16" not in without
+    monkeypatch.setenv("STRATA_E2E_TRAEFIK_IMAGE", "strata-kind/traefik:x")
+    names = [name.split(":")[0] for name, _, _ in kind.steps(np)]
+    # after the Sentinel upgrade (their --reuse-values keep it), before the backup proofs
+    # and proof 11's uninstall
+    assert names.index("proof 15") == names.index("proof 12") + 1
+    assert names.index("proof 16") == names.index("proof 15") + 1
+    assert names.index("proof 13") > names.index("proof 16")
+    assert names[-1] == "proof 11"
+
+
 def test_jwt_secrets_follow_the_values_files_in_order(tmp_path: Path) -> None:
     import proofs
 

@@ -465,6 +465,8 @@ def flow(tmp_path: Path) -> dict[str, Any]:
         "STRATA_IMAGE_TAG": "t1",
         "STRATA_BUSYBOX": "/bin/sh",
         "STRATA_KIND_CACHE": str(tmp_path / "cache"),
+        # the add-ons are Go builds of many minutes (build-addons.sh); not in this flow
+        "STRATA_KIND_ADDONS": "none",
     }
     return {"env": env, "log": tmp_path / "calls.log"}
 

@@ -15,7 +15,8 @@ from .test_objects import effective_values, render_notes
 
 SERVICES = ("critical", "ml", "cache")
 #: Every port that serves /metrics: the services' HTTP port, Patroni's REST API, the sidecar's.
-METRICS_PORTS = {"http", "patroni", "backup-metrics"}
+#: Every /metrics port: the services, Patroni, the pgbackrest and exporter sidecars.
+METRICS_PORTS = {"http", "patroni", "backup-metrics", "pg-exporter", "redis-exporter"}
 SERVICE_MONITORS = str(CHART / "ci" / "servicemonitor-values.yaml")
 POD_MONITORS = str(CHART / "ci" / "podmonitor-values.yaml")
 SM_ON = "metrics.serviceMonitor.enabled=true"
@@ -31,6 +32,13 @@ SCENARIOS = [
         str(CHART / "ci" / "external-databases-values.yaml"), (SM_ON,), id="servicemonitor-ext"
     ),
     pytest.param(None, (SM_ON, "fullnameOverride=shop"), id="servicemonitor-fullname"),
+    pytest.param(None, (SM_ON, "redis.mode=sentinel"), id="servicemonitor-sentinel"),
+    pytest.param(None, (PM_ON, "redis.mode=sentinel"), id="podmonitor-sentinel"),
+    pytest.param(
+        None,
+        (SM_ON, "metrics.postgresExporter.enabled=false", "metrics.redisExporter.enabled=false"),
+        id="servicemonitor-no-exporters",
+    ),
 ]
 
 
@@ -189,6 +197,7 @@ def test_monitor_settings_land_on_every_endpoint(render: RenderFn) -> None:
         *(f"strata-{s}" for s in SERVICES),
         "strata-postgresql-critical",
         "strata-postgresql-ml",
+        "strata-redis",  # the Redis exporter sidecars
     }
     for pm in pms:
         assert pm["metadata"]["namespace"] == "monitoring"

@@ -760,7 +760,7 @@ def test_redis_password_is_on_no_command_line_and_in_no_environment(
     this StatefulSet's container and checks the processes)."""
     r = render(None, sets=(f"redis.auth.enabled={str(auth).lower()}",))
     spec = pod_spec(r.get("StatefulSet", "strata-redis"))
-    (c,) = spec["containers"]
+    (c,) = [x for x in spec["containers"] if x["name"] == "redis"]
     assert "env" not in c and "envFrom" not in c
     script = c["command"][2]
     assert "--requirepass" not in " ".join(c["command"] + c["args"])
@@ -817,6 +817,8 @@ def test_every_image_can_be_pinned_by_digest(render: RenderFn) -> None:
         f"registry.example.com/strata-cache@{digest['cache']}",
         f"registry.example.com/strata-postgresql:15-patroni4.1.5@{digest['postgresqlCritical']}",
         f"registry.example.com/redis:7-bookworm@{digest['redis']}",
+        "registry.example.com/oliver006/redis_exporter:v1.45.0@"
+        + values["metrics"]["redisExporter"]["image"]["digest"],
     }
     for _, spec in pods(r):
         for c in all_containers(spec):

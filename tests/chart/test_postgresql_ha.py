@@ -20,9 +20,10 @@ def patroni_config(r: Render, tier: str) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def postgresql_container(sts: dict[str, Any]) -> dict[str, Any]:
-    """The member's PostgreSQL (Patroni) container; the other one is the pgbackrest sidecar."""
+    """The member's PostgreSQL (Patroni) container; the others are the pgbackrest and
+    metrics exporter sidecars."""
     containers = {c["name"]: c for c in pod_spec(sts)["containers"]}
-    assert set(containers) <= {"postgresql", "pgbackrest"}
+    assert set(containers) <= {"postgresql", "pgbackrest", "postgres-exporter"}
     return containers["postgresql"]
 
 
@@ -253,7 +254,8 @@ def test_network_policies_let_members_and_patroni_talk(render: RenderFn) -> None
             members["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == tier
         )
         assert {p["port"] for p in members["ports"]} == {5432, 8008}
-        assert {p["port"] for p in np["ingress"][2]["ports"]} == {8008}  # monitoring
+        # monitoring: Patroni and the postgres-exporter sidecar
+        assert {p["port"] for p in np["ingress"][2]["ports"]} == {8008, 9187}
         to_members, to_api = np["egress"]
         assert {p["port"] for p in to_members["ports"]} == {5432, 8008}
         assert to_api["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
@@ -284,7 +286,8 @@ def test_patroni_metrics_are_scraped(render: RenderFn) -> None:
     ):
         for tier in TIERS:
             monitor = monitors.get(kind, f"strata-{tier}")
-            ep, backup = monitor["spec"][endpoints]
+            ep, backup, exporter = monitor["spec"][endpoints]
+            assert exporter["port"] == "pg-exporter" and exporter["path"] == "/metrics"
             assert ep["port"] == "patroni" and ep["path"] == "/metrics"
             assert backup["port"] == "backup-metrics" and backup["path"] == "/metrics"
 

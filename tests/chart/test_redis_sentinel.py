@@ -38,7 +38,7 @@ def test_statefulset_keeps_standalones_identity(render: RenderFn) -> None:
 def test_redis_and_sentinel_containers(render: RenderFn) -> None:
     r = render(SENTINEL)
     c = containers(r)
-    assert set(c) == {"redis", "sentinel"}
+    assert set(c) == {"redis", "sentinel", "redis-exporter"}  # metrics.redisExporter
     redis, sentinel = c["redis"]["command"][2], c["sentinel"]["command"][2]
     for script in (redis, sentinel):
         # stable names, never pod IPs; the master decided from Sentinel, the volume, pod 0
@@ -103,7 +103,15 @@ def test_a_stopping_master_hands_over(render: RenderFn) -> None:
 def test_passwords_are_files_only(render: RenderFn) -> None:
     r = render(SENTINEL)
     spec = pod_spec(r.get("StatefulSet", "strata-redis"))
-    for c in spec["containers"]:
+    for c in spec["containers"] + spec["initContainers"]:
+        if c["name"] == "redis-exporter":
+            # Plain settings only: its password is a file (REDIS_PASSWORD_FILE).
+            assert {e["name"]: set(e) for e in c["env"]} == {
+                "REDIS_ADDR": {"name", "value"},
+                "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": {"name", "value"},
+                "REDIS_PASSWORD_FILE": {"name", "value"},
+            }
+            continue
         assert "env" not in c and "envFrom" not in c
         cmd = " ".join(c["command"] + c.get("args", []))
         assert "--requirepass" not in cmd and "--masterauth" not in cmd
@@ -145,8 +153,9 @@ def test_network_policies_for_the_sentinel_port(render: RenderFn) -> None:
     nps = {n["metadata"]["name"]: n["spec"] for n in render(SENTINEL).kind("NetworkPolicy")}
     ports = sorted(p["port"] for p in nps["strata-cache"]["egress"][0]["ports"])
     assert ports == [6379, 26379]
-    (rule,) = nps["strata-redis"]["ingress"]
+    rule, scrape = nps["strata-redis"]["ingress"]
     assert sorted(p["port"] for p in rule["ports"]) == [6379, 26379]
+    assert [p["port"] for p in scrape["ports"]] == [9121]  # redis-exporter, from monitoring
     peers = nps["strata-redis-peers"]
     for direction, key in (("ingress", "from"), ("egress", "to")):
         (rule,) = peers[direction]

@@ -11,16 +11,20 @@
 #   1. the Strata images (tests/e2e/images.sh: the services, the chart's PostgreSQL image, the
 #      test images) and a busybox image for the proofs' helper pods
 #   2. kind create cluster from k8s/kind/cluster.yaml; kind load docker-image of those images
+#   2b. the proofs' add-ons (tests/e2e/kind/build-addons.sh): Traefik, the Prometheus Operator,
+#      kube-state-metrics from pinned Go modules, Debian's Prometheus; loaded with the rest
 #   3. tests/e2e/cluster/proofs.py --adapter kind: the same proofs as `make e2e-cluster`
 #      (install, helm test, API through Services, metrics, upgrade and rollback under load,
 #      data and secrets surviving, pod and container kills, uninstall/reinstall; Patroni
 #      members, failover, switchover, rolling change and the upgrade from the previous chart;
-#      Redis Sentinel failover) plus the NetworkPolicy proofs (tests/e2e/cluster/netpol.py)
+#      Redis Sentinel failover; clients through Traefik by Ingress and Gateway API; Prometheus
+#      scraping, rules, dashboard and an alert) plus the NetworkPolicy proofs (netpol.py)
 #   4. kind delete cluster; the table of phase timings
 # Exits non-zero when anything fails.
 #
 # Environment:
 #   STRATA_KIND_NODE_IMAGE  build (default) | published | an image to use as it is
+#   STRATA_KIND_ADDONS      build (default) | none: without the add-ons proofs 15 and 16 do not run
 #   STRATA_IMAGE_TAG        tag of the Strata images (images.sh's default: the project version)
 #   KIND_CLUSTER_NAME       cluster name (strata-e2e)
 #   STRATA_KIND_KEEP=1      leave the cluster up (kind delete cluster --name ... removes it)
@@ -181,6 +185,21 @@ done
 
 wait_bg "$IMAGES_PID" "$WORK/images.log" "Strata images (tests/e2e/images.sh)"
 step "busybox image for the helper pods" build_busybox
+
+# The controllers of proofs 15 and 16 (Traefik; Prometheus Operator, Prometheus,
+# kube-state-metrics): images from pinned Go modules, loaded like ours.
+if [[ ${STRATA_KIND_ADDONS:-build} == build ]]; then
+    phase_start "build: proof add-ons (Traefik, Prometheus Operator, Prometheus, kube-state-metrics)"
+    if ! bash "$KD/build-addons.sh" >"$WORK/addons.env"; then phase_end FAILED; rc=1; exit 1; fi
+    phase_end ok
+    while IFS='=' read -r key value; do
+        export "STRATA_E2E_$key=$value"
+        [[ $key != *_IMAGE ]] || IMAGES+=("$value")
+    done <"$WORK/addons.env"
+    log "add-ons: $(tr '\n' ' ' <"$WORK/addons.env")"
+else
+    log "STRATA_KIND_ADDONS=${STRATA_KIND_ADDONS}: proofs 15 and 16 (Traefik, Prometheus) not run"
+fi
 
 # ------------------------------------------------------------------------------------------
 phase_start "kind create cluster"

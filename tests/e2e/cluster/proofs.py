@@ -32,6 +32,8 @@ import adapters
 import httpx
 import netpol
 import proof_backup
+import proof_ingress
+import proof_monitoring
 import proof_patroni
 from proof_sentinel import p_sentinel
 
@@ -964,6 +966,14 @@ class Proofs:
         note = self.ensure_main_release()
         return f"{note}; {p_sentinel(self)}"  # tests/e2e/cluster/proof_sentinel.py
 
+    def p_ingress(self) -> str:
+        note = self.ensure_main_release()
+        return f"{note}; {proof_ingress.p_ingress(self, guard)}"
+
+    def p_monitoring(self) -> str:
+        note = self.ensure_main_release()
+        return f"{note}; {proof_monitoring.p_monitoring(self, guard)}"
+
     def server_version(self) -> str:
         try:
             v = json.loads(self.c.run([self.c.kubectl, "version", "-o", "json"]))
@@ -996,6 +1006,23 @@ class Proofs:
             ("proof 6: uninstall + reinstall", self.p_reinstall, False),
             *patroni[:-1],
             ("proof 12: Redis Sentinel, master pod deleted under load", self.p_sentinel, False),
+        ]
+        if os.environ.get("STRATA_E2E_TRAEFIK_IMAGE"):  # kind.sh builds the add-ons
+            steps += [
+                (
+                    "proof 15: clients through Traefik (Ingress, Gateway API, TLS)",
+                    self.p_ingress,
+                    False,
+                ),
+                (
+                    "proof 16: Prometheus Operator: targets, rules, dashboard, an alert",
+                    self.p_monitoring,
+                    False,
+                ),
+            ]
+        else:
+            log("proofs 15 and 16 not listed: no add-on images (tests/e2e/kind/build-addons.sh)")
+        steps += [
             *proof_backup.steps(self),
             # Proof 11 uninstalls the main release (the previous chart needs the node): last.
             patroni[-1],

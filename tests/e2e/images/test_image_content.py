@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.e2e.images.conftest import BUILD_REPORT
-from tests.e2e.images.dockerlib import docker
+from tests.e2e.images.dockerlib import POSTGRESQL_IMAGE, REDIS_IMAGE, docker
 
 # Module -> expected presence, per image. "own" deps must import; the others must be absent.
 MODULES = ("flask", "gunicorn", "psycopg2", "alembic", "sanic", "uvloop", "asyncpg", "redis",
@@ -94,3 +94,20 @@ def test_no_secret_in_any_layer(images: dict[str, str]) -> None:
         found = docker("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c",
                        "ls /run/secrets 2>/dev/null; ls /src 2>/dev/null; true").stdout  # fmt: skip
         assert found.strip() == "", (image, found)
+
+
+@pytest.mark.parametrize(
+    ("image", "binary", "version"),
+    [
+        (POSTGRESQL_IMAGE, "prometheus-postgres-exporter", "postgres_exporter, version 0.11.1"),
+        (REDIS_IMAGE, "prometheus-redis-exporter", "Redis Metrics Exporter 1.45.0"),
+    ],
+)
+def test_data_tier_images_carry_their_exporter(
+    images: dict[str, str], image: str, binary: str, version: str
+) -> None:
+    """The chart's exporter sidecars (metrics.postgresExporter, metrics.redisExporter) run the
+    data tiers' own images: Debian's exporter packages are installed, on PATH, runnable as the
+    images' non-root user."""
+    proc = docker("run", "--rm", "--user", "999:999", "--entrypoint", binary, image, "--version")
+    assert version in proc.stdout + proc.stderr

@@ -85,7 +85,7 @@ def test_patroni_accepts_the_charts_configuration(
     for name, text in data.items():
         (conf / name).write_text(text)
     # The passwords as the chart mounts them (files named by STRATA_PG_*_FILE).
-    for var in ("SUPERUSER", "REPLICATION", "RESTAPI"):
+    for var in ("SUPERUSER", "REPLICATION", "RESTAPI", "MONITOR"):  # MONITOR: the exporter's
         path = env[f"STRATA_PG_{var}_PASSWORD_FILE"]
         assert path.startswith("/var/run/secrets/strata/")
         (secrets / Path(path).name).write_text(f"{var.lower()}-password-from-a-file\n")

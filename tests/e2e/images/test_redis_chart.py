@@ -101,7 +101,8 @@ def _redis_run(tmp: Path, password_file: str) -> tuple[str, list[str], list[str]
     a Secret file holding ``password_file``."""
     (sts,) = _render("templates/redis/statefulset.yaml")
     spec = sts["spec"]["template"]["spec"]
-    (c,) = spec["containers"]
+    # the Redis container itself, not its exporter sidecar
+    c = next(x for x in spec["containers"] if x["name"] == "redis")
     secret = {"redis-password": password_file}
     secrets_dir = _secret_dir(tmp, "secrets", secret, spec["securityContext"]["fsGroup"])
     options = _run_options(spec, c)

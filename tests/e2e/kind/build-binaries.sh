@@ -131,6 +131,29 @@ build_component() {
         go_build kube-network-policies "$KUBE_NETWORK_POLICIES_VERSION" "-s -w" "" 0 \
             sigs.k8s.io/kube-network-policies/cmd=kube-network-policies
         ;;
+    traefik)
+        go_build traefik "$TRAEFIK_VERSION" \
+            "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/traefik/traefik/v3/pkg/version.Codename=strata" \
+            "" 0 github.com/traefik/traefik/v3/cmd/traefik
+        ;;
+    prometheus-operator)
+        local v=github.com/prometheus/common/version
+        go_build prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
+            "-s -w -X $v.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $v.Revision=$PROMETHEUS_OPERATOR_VERSION -X $v.Branch=release" \
+            "" 0 github.com/prometheus-operator/prometheus-operator/cmd/{operator,prometheus-config-reloader}
+        ;;
+    prometheus)
+        local v=github.com/prometheus/common/version
+        go_build prometheus "$PROMETHEUS_VERSION" \
+            "-s -w -X $v.Version=${PROMETHEUS_VERSION#v} -X $v.Revision=$PROMETHEUS_MODULE_VERSION -X $v.Branch=release" \
+            "" 0 github.com/prometheus/prometheus/cmd/prometheus
+        ;;
+    kube-state-metrics)
+        local v=github.com/prometheus/common/version
+        go_build kube-state-metrics "$KUBE_STATE_METRICS_VERSION" \
+            "-s -w -X $v.Version=$KUBE_STATE_METRICS_VERSION -X $v.Revision=$KUBE_STATE_METRICS_VERSION -X $v.Branch=release" \
+            "" 0 k8s.io/kube-state-metrics/v2=kube-state-metrics
+        ;;
     *) die "unknown component $1" ;;
     esac
 }

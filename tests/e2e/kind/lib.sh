@@ -14,6 +14,8 @@ source "$KIND_DIR/versions.env"
 CACHE="${STRATA_KIND_CACHE:-/var/cache/strata-kind}"
 GO_MODULES=(k8s kind containerd runc crictl cni-plugins etcd coredns local-path-provisioner
     kube-network-policies)
+# The controllers of the ingress and monitoring proofs (run in the cluster, not in the node).
+PROOF_MODULES=(traefik prometheus prometheus-operator kube-state-metrics)
 K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
 IMAGE_PREFIX="${STRATA_KIND_IMAGE_PREFIX:-strata-kind}"
 DOCKER="${DOCKER:-/usr/bin/docker}"

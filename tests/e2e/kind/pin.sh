@@ -106,6 +106,51 @@ gen_kube_network_policies() {
     tools sigs.k8s.io/kube-network-policies/cmd
 }
 
+gen_traefik() {
+    # Traefik's own replaces (its Containous forks) and excludes, carried over. v3.6 it is:
+    # v3.7.x pins lego DNS-provider SDK versions the module proxy refuses here, and replaces
+    # github.com/traefik/traefik/dynamic/ext with a nested module the proxy does not serve.
+    local mod
+    mod=$(upstream_gomod github.com/traefik/traefik/v3 "$TRAEFIK_VERSION")
+    header traefik "Traefik $TRAEFIK_VERSION (Ingress and Gateway API controller of the ingress proof)." 1.26.0
+    printf 'require github.com/traefik/traefik/v3 %s\n\n' "$TRAEFIK_VERSION"
+    sed -n '/^replace (/,/^)/p' "$mod"
+    printf '\n'
+    grep '^exclude ' "$mod" || true
+    printf '\n'
+    tools github.com/traefik/traefik/v3/cmd/traefik
+}
+
+gen_prometheus_operator() {
+    # The operator's go.mod replaces its two API submodules with ./pkg paths; here they are
+    # pinned to the same release.
+    header prometheus-operator "Prometheus Operator $PROMETHEUS_OPERATOR_VERSION and its config reloader (the monitoring proof)."
+    printf 'require github.com/prometheus-operator/prometheus-operator %s\n\n' "$PROMETHEUS_OPERATOR_VERSION"
+    printf 'replace (\n'
+    printf '\tgithub.com/prometheus-operator/prometheus-operator/pkg/%s => github.com/prometheus-operator/prometheus-operator/pkg/%s %s\n' \
+        apis/monitoring apis/monitoring "$PROMETHEUS_OPERATOR_VERSION" client client "$PROMETHEUS_OPERATOR_VERSION"
+    printf ')\n\n'
+    tools github.com/prometheus-operator/prometheus-operator/cmd/{operator,prometheus-config-reloader}
+}
+
+gen_prometheus() {
+    # Prometheus' go.mod has one replace (an fsnotify downgrade), carried over: with it the
+    # command cannot be `go install`ed directly.
+    local mod
+    mod=$(upstream_gomod github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION")
+    header prometheus "Prometheus $PROMETHEUS_VERSION (module $PROMETHEUS_MODULE_VERSION), run by the Prometheus Operator in the monitoring proof."
+    printf 'require github.com/prometheus/prometheus %s\n\n' "$PROMETHEUS_MODULE_VERSION"
+    grep '^replace ' "$mod" || true
+    printf '\n'
+    tools github.com/prometheus/prometheus/cmd/prometheus
+}
+
+gen_kube_state_metrics() {
+    header kube-state-metrics "kube-state-metrics $KUBE_STATE_METRICS_VERSION (the readiness series of the chart's alerts and dashboard)."
+    printf 'require k8s.io/kube-state-metrics/v2 %s\n\n' "$KUBE_STATE_METRICS_VERSION"
+    tools k8s.io/kube-state-metrics/v2
+}
+
 targets=("$@")
 ((${#targets[@]})) || targets=("${GO_MODULES[@]}")
 for t in "${targets[@]}"; do

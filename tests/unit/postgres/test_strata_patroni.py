@@ -4,6 +4,7 @@ planned leader stop, and the dynamic-configuration patch it applies after an upg
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -167,3 +168,42 @@ def test_leaderless_member_whose_postgres_runs_is_ready(sp: ModuleType, state: s
 )
 def test_not_ready_without_leader_otherwise(sp: ModuleType, cluster: Any, me: str) -> None:
     assert not sp.ready_without_leader(cluster, me)
+
+
+def test_scram_verifier_matches_postgresql(sp: ModuleType) -> None:
+    """RFC 7677's test vector (user/pencil), in PostgreSQL's stored format."""
+    import base64
+
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    assert sp.scram_verifier("pencil", salt=salt) == (
+        "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
+        "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+        "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+    )
+    assert sp.scram_verifier("pencil") != sp.scram_verifier("pencil")  # a fresh salt each time
+
+
+def test_monitor_role_is_left_alone_without_its_settings(
+    sp: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STRATA_PG_MONITOR_USERNAME", raising=False)
+    monkeypatch.setenv("STRATA_PG_MONITOR_PASSWORD", "x")
+    assert sp.ensure_monitor_role("host=/nonexistent") is False
+
+
+def test_callback_acts_on_the_primary_only(sp: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(sp, "ensure_monitor_role", lambda c: calls.append(c) or True)
+    # as Patroni runs a callback: no PATRONI_SUPERUSER_USERNAME, a stale PGPASSWORD
+    monkeypatch.delenv("PATRONI_SUPERUSER_USERNAME", raising=False)
+    monkeypatch.setenv("STRATA_PG_SUPERUSER_USERNAME", "strata_owner")
+    monkeypatch.setenv("PATRONI_SUPERUSER_PASSWORD", "owner-secret")
+    monkeypatch.setenv("PGPASSWORD", "someone-else")
+    for role in ("replica", "standby_leader", "demoted", ""):
+        assert sp.callback("on_role_change", role) == 0
+    assert calls == []
+    assert sp.callback("on_start", "primary") == 0
+    assert sp.callback("on_role_change", "master") == 0
+    assert len(calls) == 2
+    assert "host=/var/run/postgresql" in calls[0] and "user=strata_owner" in calls[0]
+    assert os.environ["PGPASSWORD"] == "owner-secret"

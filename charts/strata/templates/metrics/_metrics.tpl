@@ -118,3 +118,87 @@ groups:
 {{- end -}}
 {{- join "," $pairs -}}
 {{- end -}}
+
+{{/*
+Image of an exporter sidecar: its own image when metrics.<exporter>.image.repository is set,
+else the data tier's (whose Dockerfile installs the exporter). Call with (dict "root" $
+"image" .Values.metrics.<exporter>.image "tierImage" <the tier's image> "defaultTag" <tag>).
+*/}}
+{{- define "strata.metrics.exporterImage" -}}
+{{- if .image.repository -}}
+{{- include "strata.image" (dict "root" .root "image" .image "defaultTag" "latest") -}}
+{{- else -}}
+{{- $img := deepCopy .tierImage -}}
+{{- range $k := list "registry" "tag" "digest" -}}
+{{- with index $.image $k }}{{ $_ := set $img $k . }}{{ end -}}
+{{- end -}}
+{{- include "strata.image" (dict "root" .root "image" $img "defaultTag" .defaultTag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A headless Service over a component's pods exposing one exporter port, for ServiceMonitors and
+for Prometheus' annotation-based Service discovery (the pods' own prometheus.io annotations
+name their main metrics port). Call with (dict "root" $ "component" <component> "port" <n>
+"portName" <name> "labels" <extra labels>).
+*/}}
+{{- define "strata.metrics.exporterService" -}}
+{{- $root := .root -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "strata.componentName" . }}-metrics
+  namespace: {{ $root.Release.Namespace | quote }}
+  labels:
+    {{- include "strata.componentLabels" . | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if or $root.Values.metrics.scrapeAnnotations $root.Values.commonAnnotations }}
+  annotations:
+    {{- if $root.Values.metrics.scrapeAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ .port | quote }}
+    prometheus.io/path: /metrics
+    {{- end }}
+    {{- with $root.Values.commonAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- end }}
+spec:
+  type: ClusterIP
+  clusterIP: None
+  selector:
+    {{- include "strata.componentSelectorLabels" . | nindent 4 }}
+  ports:
+    - name: {{ .portName }}
+      port: {{ .port }}
+      targetPort: {{ .portName }}
+      protocol: TCP
+{{- end -}}
+
+{{/* An exporter's probes: its landing page answers while it runs (a failing scrape of the
+store is pg_up / redis_up 0, not a dead or unready exporter, so the store's pod stays Ready
+and routed while its store is reachable). Call with the port name. */}}
+{{- define "strata.metrics.exporterProbe" -}}
+startupProbe:
+  httpGet:
+    path: /
+    port: {{ . }}
+  periodSeconds: 2
+  timeoutSeconds: 2
+  failureThreshold: 30
+readinessProbe:
+  httpGet:
+    path: /
+    port: {{ . }}
+  periodSeconds: 10
+  timeoutSeconds: 5
+livenessProbe:
+  httpGet:
+    path: /
+    port: {{ . }}
+  periodSeconds: 20
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end -}}

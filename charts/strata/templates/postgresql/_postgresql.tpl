@@ -145,6 +145,13 @@ data:
       {{- end }}
       basebackup:
         - checkpoint: fast
+      {{- if .root.Values.metrics.postgresExporter.enabled }}
+      # The leader (re)creates the exporter's pg_monitor login role with the Secret's password
+      # whenever it starts or is promoted, so clusters made before the exporter get it too.
+      callbacks:
+        on_start: /usr/local/bin/strata-patroni callback
+        on_role_change: /usr/local/bin/strata-patroni callback
+      {{- end }}
       parameters:
         unix_socket_directories: /var/run/postgresql
         {{- if $backup }}
@@ -344,6 +351,9 @@ also lists members that are not Ready) and the backup-metrics Service.
 {{- if include "strata.backup.enabled" . -}}
 {{- $endpoints = append $endpoints (dict "port" "backup-metrics") -}}
 {{- end -}}
+{{- if .root.Values.metrics.postgresExporter.enabled -}}
+{{- $endpoints = append $endpoints (dict "port" "pg-exporter") -}}
+{{- end -}}
 {{- toYaml $endpoints -}}
 {{- end -}}
 
@@ -351,6 +361,7 @@ also lists members that are not Ready) and the backup-metrics Service.
 {{- if .root.Values.metrics.serviceMonitor.enabled }}
 {{- $services := list "members" -}}
 {{- if include "strata.backup.enabled" . }}{{ $services = append $services "backup-metrics" }}{{ end -}}
+{{- if .root.Values.metrics.postgresExporter.enabled }}{{ $services = append $services "exporter" }}{{ end -}}
 {{- $selector := dict "matchLabels" (include "strata.componentSelectorLabels" . | fromYaml) "matchExpressions" (list (dict "key" "strata.io/postgresql-service" "operator" "In" "values" $services)) }}
 {{- include "strata.metrics.monitor" (merge (dict "kind" "ServiceMonitor" "selector" $selector "endpoints" (include "strata.postgresql.monitorEndpoints" . | fromYamlArray)) .) }}
 {{- end }}
@@ -381,6 +392,12 @@ PATRONI_*_PASSWORD (k8s/postgres/strata_patroni.py, SECRET_FILES).
   secret: {{ include "strata.componentName" . }}-patroni
   key: restapi-password
   path: restapi-password
+{{- if .root.Values.metrics.postgresExporter.enabled }}
+- env: STRATA_PG_MONITOR_PASSWORD_FILE
+  secret: {{ include "strata.componentName" . }}-patroni
+  key: monitor-password
+  path: monitor-password
+{{- end }}
 {{- end -}}
 
 {{- define "strata.postgresql.statefulset" -}}
@@ -494,6 +511,14 @@ spec:
               value: /var/lib/postgresql/data/pgdata
             - name: STRATA_PG_DATABASE
               value: {{ .database | quote }}
+            {{- if $root.Values.metrics.postgresExporter.enabled }}
+            # The exporter's login role, kept by strata-patroni (post-bootstrap, callback).
+            - name: STRATA_PG_MONITOR_USERNAME
+              value: {{ $root.Values.metrics.postgresExporter.username | quote }}
+            # Patroni strips PATRONI_* from its callbacks' environment: the name again.
+            - name: STRATA_PG_SUPERUSER_USERNAME
+              value: {{ .superuser | quote }}
+            {{- end }}
             {{- if $restoring }}
             # The bootstrap restore (strata-pgbackrest restore): source stanza and target.
             - name: STRATA_RESTORE_CONFIG
@@ -566,6 +591,9 @@ spec:
         {{- if $backup }}
         {{- include "strata.postgresql.pgbackrestSidecar" . | nindent 8 }}
         {{- end }}
+        {{- if $root.Values.metrics.postgresExporter.enabled }}
+        {{- include "strata.postgresql.exporterSidecar" . | nindent 8 }}
+        {{- end }}
       volumes:
         - name: run
           emptyDir: {}
@@ -575,6 +603,9 @@ spec:
           configMap:
             name: {{ $name }}-patroni
         {{- include "strata.secretFiles.volume" (dict "name" "secrets" "files" $files) | nindent 8 }}
+        {{- if $root.Values.metrics.postgresExporter.enabled }}
+        {{- include "strata.secretFiles.volume" (dict "name" "exporter-secrets" "files" (include "strata.postgresql.exporterSecretFiles" . | fromYamlArray)) | nindent 8 }}
+        {{- end }}
         {{- if $backup }}
         - name: pgbackrest
           configMap:
@@ -742,4 +773,51 @@ the repository's secrets (object stores). */}}
   key: {{ .passwordKey }}
   path: superuser-password
 {{ include "strata.backup.secretFiles" (dict "root" .root "local" false) }}
+{{- end -}}
+
+
+{{/* The exporter's only secret: its login role's password (postgres_exporter reads
+DATA_SOURCE_PASS_FILE itself). */}}
+{{- define "strata.postgresql.exporterSecretFiles" -}}
+- env: DATA_SOURCE_PASS_FILE
+  secret: {{ include "strata.componentName" . }}-patroni
+  key: monitor-password
+  path: monitor-password
+{{- end -}}
+
+{{/*
+The prometheus-postgres-exporter sidecar of a member (metrics.postgresExporter): it scrapes its
+own member over 127.0.0.1 (pg_hba: scram-sha-256) as the pg_monitor login role, so a replica's
+exporter reports the replica. Until the leader has created the role, pg_up is 0.
+*/}}
+{{- define "strata.postgresql.exporterSidecar" -}}
+{{- $root := .root -}}
+{{- $e := $root.Values.metrics.postgresExporter -}}
+- name: postgres-exporter
+  image: {{ include "strata.metrics.exporterImage" (dict "root" $root "image" $e.image "tierImage" .values.image "defaultTag" "15-patroni4.1.5") }}
+  imagePullPolicy: {{ $e.image.pullPolicy | default .values.image.pullPolicy }}
+  command:
+    {{- toYaml $e.command | nindent 4 }}
+  args:
+    - --web.listen-address=:{{ $e.port }}
+    {{- range $e.extraArgs }}
+    - {{ . | quote }}
+    {{- end }}
+  env:
+    - name: DATA_SOURCE_URI
+      value: "127.0.0.1:5432/postgres?sslmode=disable"
+    - name: DATA_SOURCE_USER
+      value: {{ $e.username | quote }}
+    {{- include "strata.secretFiles.env" (include "strata.postgresql.exporterSecretFiles" . | fromYamlArray) | nindent 4 }}
+  ports:
+    - name: pg-exporter
+      containerPort: {{ $e.port }}
+      protocol: TCP
+  {{- include "strata.metrics.exporterProbe" "pg-exporter" | nindent 2 }}
+  resources:
+    {{- toYaml $e.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $e.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    {{- include "strata.secretFiles.mount" "exporter-secrets" | nindent 4 }}
 {{- end -}}

@@ -140,3 +140,96 @@ master=$(
   echo {{ include "strata.redis.podHost" (dict "root" . "index" 0) }}
 )
 {{- end -}}
+
+{{/*
+The prometheus-redis-exporter sidecar of a Redis pod (metrics.redisExporter), standalone or
+sentinel mode: it scrapes the pod's own Redis (127.0.0.1:6379), so every pod reports its role
+and memory. redis_exporter reads a password file only in its JSON form ({"<addr>": "<password>"}),
+so the init container below writes one from the mounted Secret into a memory-backed volume:
+the password is in no environment variable and on no command line (the image may have no shell).
+*/}}
+{{- define "strata.redis.exporterAddr" -}}redis://127.0.0.1:6379{{- end -}}
+
+{{- define "strata.redis.exporterInit" -}}
+{{- $v := .Values.redis -}}
+{{- $e := .Values.metrics.redisExporter -}}
+{{- if $v.auth.enabled }}
+- name: redis-exporter-auth
+  image: {{ include "strata.image" (dict "root" . "image" $v.image "defaultTag" "7-bookworm") }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  command:
+    - sh
+    - -c
+    - |
+      set -eu
+      umask 077
+      {{- include "strata.redis.readPassword" . | nindent 6 }}
+      case $pw in
+        *[[:cntrl:]]*) echo "redis-exporter-auth: the password has control characters" >&2; exit 1 ;;
+      esac
+      # JSON string: backslashes and double quotes escaped.
+      esc=$(printf '%s' "$pw" | sed 's/[\\"]/\\&/g')
+      printf '{"%s": "%s"}\n' {{ include "strata.redis.exporterAddr" . | quote }} "$esc" > /run/redis-exporter/passwords.json
+  resources:
+    {{- toYaml $e.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $e.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - name: exporter-auth
+      mountPath: /run/redis-exporter
+    {{- include "strata.secretFiles.mount" "exporter-secrets" | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{- define "strata.redis.exporterSidecar" -}}
+{{- $v := .Values.redis -}}
+{{- $e := .Values.metrics.redisExporter -}}
+- name: redis-exporter
+  image: {{ include "strata.metrics.exporterImage" (dict "root" . "image" $e.image "tierImage" $v.image "defaultTag" "7-bookworm") }}
+  imagePullPolicy: {{ $e.image.pullPolicy | default $v.image.pullPolicy }}
+  {{- with $e.command }}
+  command:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $e.extraArgs }}
+  args:
+    {{- range . }}
+    - {{ . | quote }}
+    {{- end }}
+  {{- end }}
+  env:
+    - name: REDIS_ADDR
+      value: {{ include "strata.redis.exporterAddr" . | quote }}
+    - name: REDIS_EXPORTER_WEB_LISTEN_ADDRESS
+      value: {{ printf ":%d" (int $e.port) | quote }}
+    {{- if $v.auth.enabled }}
+    - name: REDIS_PASSWORD_FILE
+      value: /run/redis-exporter/passwords.json
+    {{- end }}
+  ports:
+    - name: redis-exporter
+      containerPort: {{ $e.port }}
+      protocol: TCP
+  {{- include "strata.metrics.exporterProbe" "redis-exporter" | nindent 2 }}
+  resources:
+    {{- toYaml $e.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $e.containerSecurityContext | nindent 4 }}
+  {{- if $v.auth.enabled }}
+  volumeMounts:
+    - name: exporter-auth
+      mountPath: /run/redis-exporter
+      readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{/* Volumes of the exporter and its init container. */}}
+{{- define "strata.redis.exporterVolumes" -}}
+{{- if .Values.redis.auth.enabled }}
+- name: exporter-auth
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- include "strata.secretFiles.volume" (dict "name" "exporter-secrets" "files" (include "strata.redis.secretFiles" . | fromYamlArray)) | nindent 0 }}
+{{- end }}
+{{- end -}}
