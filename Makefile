@@ -12,19 +12,22 @@ CHECKOV_PIN    = $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration test-chart test-images e2e-cluster \
         e2e-kind lint fmt bench bench-tools bench-critical bench-ml bench-cache bench-backup images clean \
-        scan-chart chart-docs mutation
+        scan-chart chart-docs chart-package chart-push mutation
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
+# Debian's python3 makes venvs only with python3-venv: when that fails, tests/e2e/packages.sh
+# installs it as root (as .ci/run does) or names it, and the venv is made again.
+VENV_RETRY = bash tests/e2e/packages.sh python3-venv && $(PYTHON) -m venv --clear
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { $(VENV_RETRY) $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 $(CHECKOV_STAMP): pyproject.toml
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV) || { $(VENV_RETRY) $(CHECKOV_VENV); }
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet "$(CHECKOV_PIN)"
 	touch $(CHECKOV_STAMP)
@@ -58,7 +61,24 @@ scan-chart: $(STAMP) $(CHECKOV_STAMP) ## checkov over the rendered chart (accept
 chart-docs: $(STAMP) ## regenerate the chart README's parameter tables and the schema's descriptions from values.yaml (node, npm)
 	$(BIN)/python -m tests.chart.chart_docs
 
+# The published chart: helm package into dist/charts, then helm push to an OCI registry
+# (tests/chart/publish.py; the pinned helm of tests/chart/helm_binary.py unless HELM is set).
+# REGISTRY is host[:port]; CHART_REPO the path in it; a loopback registry is plain HTTP.
+# A version the registry already holds is refused (CHART_PUSH_FLAGS=--overwrite forces it).
+REGISTRY   ?=
+CHART_REPO ?= strata
+CHART_PUSH_FLAGS ?=
+chart-package: $(STAMP) ## helm package charts/strata into dist/charts
+	$(BIN)/python -m tests.chart.publish package --dest dist/charts
+
+chart-push: $(STAMP) ## helm push the packaged chart to oci://$(REGISTRY)/$(CHART_REPO) (make chart-push REGISTRY=host:port)
+	@test -n "$(REGISTRY)" || { echo "make chart-push REGISTRY=host[:port] [CHART_REPO=strata]"; exit 2; }
+	$(BIN)/python -m tests.chart.publish push --dest dist/charts --registry "$(REGISTRY)" --path "$(CHART_REPO)" $(CHART_PUSH_FLAGS)
+
+# The e2e targets install the Debian packages they need when run as root, like .ci/run, and
+# otherwise stop naming them (tests/e2e/packages.sh); the scripts start dockerd themselves.
 test-images: $(STAMP) ## build and run the three images with a Docker engine
+	bash tests/e2e/packages.sh docker.io:dockerd debootstrap
 	$(BIN)/pytest tests/e2e/images
 
 e2e-cluster: $(STAMP) ## install the chart on a real single-node Kubernetes built on this host
@@ -79,16 +99,13 @@ fmt: $(STAMP)
 bench: bench-critical bench-ml bench-cache ## all benchmarks (not tests): Strata beside same-run references
 
 # The load tool and the references the benchmarks run beside Strata (Debian packages; CI does
-# not run the benchmarks, so .ci/run does not install them). As root it installs what is
-# missing, like .ci/run; otherwise it names the packages. Without webdis bench-cache skips
-# that one reference and says so.
-BENCH_PACKAGES := wrk:wrk pgbench:postgresql-client redis-benchmark:redis-tools webdis:webdis
+# not run the benchmarks, so .ci/run does not install them). As root tests/e2e/packages.sh
+# installs what is missing, like .ci/run; otherwise it names the packages and the benchmarks
+# go on (exit 2 is "missing, not root"). Without webdis bench-cache skips that one reference
+# and says so.
+BENCH_PACKAGES := wrk:wrk postgresql-client:pgbench redis-tools:redis-benchmark webdis:webdis
 bench-tools: ## install wrk, pgbench, redis-benchmark and webdis (Debian) if missing
-	@need=""; for pair in $(BENCH_PACKAGES); do \
-	  command -v $${pair%%:*} >/dev/null || need="$$need $${pair#*:}"; done; \
-	if [ -z "$$need" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends $$need; \
-	else echo "missing Debian packages:$$need (apt-get install -y$$need)"; fi
+	@bash tests/e2e/packages.sh $(BENCH_PACKAGES) || [ $$? = 2 ]
 
 bench-critical: $(STAMP) bench-tools
 	$(BIN)/python -m tests.bench.bench_critical

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+from opentelemetry.sdk.trace.export import SpanExporter
 from sanic import Sanic
 from sanic.config import Config
 
@@ -13,6 +14,7 @@ from services.cache.api import errors
 from services.cache.settings import CacheSettings
 from services.cache.spec import ENDPOINTS, INFO
 from services.cache.store import CacheStore
+from services.common import tracing
 from services.common.cache import CachingVerifier
 from services.common.health import Health
 from services.common.logs import configure_logging
@@ -20,6 +22,7 @@ from services.common.metrics import Metrics
 from services.common.openapi import build_openapi
 from services.common.sanic_routes import mount
 from services.common.sanic_support import check_with_timeout, install
+from services.common.tracing import Tracing
 
 
 class CacheContext(SimpleNamespace):
@@ -29,13 +32,16 @@ class CacheContext(SimpleNamespace):
     health: Health
     verifier: CachingVerifier
     metrics: Metrics
+    tracing: Tracing | None
     store: CacheStore
 
 
 CacheApp = Sanic[Config, CacheContext]
 
 
-def create_app(settings: CacheSettings | None = None) -> CacheApp:
+def create_app(
+    settings: CacheSettings | None = None, span_exporter: SpanExporter | None = None
+) -> CacheApp:
     """Build the cache app; settings come from the environment unless given."""
     settings = settings or CacheSettings()
     configure_logging("cache", settings.log_level)
@@ -59,11 +65,14 @@ def create_app(settings: CacheSettings | None = None) -> CacheApp:
         readiness=readiness,
         openapi=lambda: build_openapi(INFO, settings, (e.operation for e in ENDPOINTS)),
         refusal=errors.problem,
+        span_exporter=span_exporter,
     )
 
     @app.before_server_start
     async def open_store(app: CacheApp) -> None:
         # One pool per worker, after the fork; registered after install() so metrics exist.
+        if app.ctx.tracing is not None:
+            tracing.instrument_redis(app.ctx.tracing)
         app.ctx.store = CacheStore(settings, app.ctx.metrics)
         await app.ctx.store.start()
 

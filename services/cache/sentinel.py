@@ -53,7 +53,16 @@ def pool_options(settings: CacheSettings) -> dict[str, Any]:
     options: dict[str, Any] = dict(parse_url(settings.redis_url))
     options.pop("host", None)
     options.pop("port", None)
+    # rediss://: the URL names redis-py's SSLConnection, which would replace the Sentinel
+    # pool's own connection class; ssl=True makes the pool pick its TLS variant instead
+    # (SentinelManagedSSLConnection), and a plain client (the ROLE check) takes it too.
+    if options.pop("connection_class", None) is not None:
+        options["ssl"] = True
     options.update(settings.redis_options())
+    if options.get("ssl"):
+        # Connections go to the address the follower resolved (an IP), not to a name a
+        # certificate could carry: the chain is verified against the CA, the name is not.
+        options["ssl_check_hostname"] = False
     return options
 
 

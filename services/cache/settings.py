@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from services.common.dbtls import check_readable
 from services.common.settings import ServiceSettings
 
 #: Longest TTL the API accepts (one year), in seconds.
@@ -27,7 +28,13 @@ class CacheSettings(ServiceSettings):
     redis_url: str = "redis://localhost:6379/0"
     redis_username: str | None = None
     redis_password: SecretStr | None = None
+    # TLS (a rediss:// URL): the server's certificate is always verified, its name too
+    # (redis-py's defaults; ?ssl_check_hostname=false in the URL turns the name check off).
+    # The CA bundle is trusted besides the system's store; a client certificate and key
+    # for servers that ask for one (Redis's tls-auth-clients).
     redis_tls_ca_file: str | None = None
+    redis_tls_cert_file: str | None = None
+    redis_tls_key_file: str | None = None
     # Together these bound how long any request can wait on Redis (no retries on timeouts).
     redis_socket_timeout: float = Field(default=0.5, gt=0, le=30)
     redis_connect_timeout: float = Field(default=0.5, gt=0, le=30)
@@ -39,6 +46,8 @@ class CacheSettings(ServiceSettings):
     redis_sentinel_master: str = Field(default="mymaster", min_length=1)
     redis_sentinel_username: str | None = None
     redis_sentinel_password: SecretStr | None = None
+    # The Sentinels serve TLS too (same CA and client certificate as the data connections).
+    redis_sentinel_tls: bool = False
     # How often each worker asks Sentinel where the master is (also at once after an error).
     redis_sentinel_check_interval: float = Field(default=0.5, gt=0, le=60)
 
@@ -75,13 +84,43 @@ class CacheSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _sentinel_needs_tcp(self) -> Self:
-        tls = urlparse(self.redis_url).scheme != "redis" or self.redis_tls_ca_file
-        if self.redis_sentinels and tls:
-            raise ValueError(
-                "redis_sentinels works with a redis:// URL only (TLS and unix sockets are "
-                "not supported with Sentinel yet)"
-            )
+        if self.redis_sentinels and self.redis_scheme == "unix":
+            raise ValueError("redis_sentinels needs a redis:// or rediss:// URL, not unix://")
         return self
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        """TLS files only with TLS, both halves of a key pair, and every file readable."""
+        tls = self.redis_scheme == "rediss" or self.redis_sentinel_tls
+        files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if any(files) and not tls:
+            raise ValueError(
+                "redis_tls_* files need TLS: a rediss:// URL (or redis_sentinel_tls); "
+                "with redis:// they would be ignored"
+            )
+        if self.redis_sentinel_tls and not self.redis_sentinels:
+            raise ValueError("redis_sentinel_tls needs redis_sentinels")
+        if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
+            raise ValueError("redis_tls_cert_file and redis_tls_key_file go together")
+        check_readable("redis_tls_ca_file", self.redis_tls_ca_file)
+        check_readable("redis_tls_cert_file", self.redis_tls_cert_file)
+        check_readable("redis_tls_key_file", self.redis_tls_key_file)
+        return self
+
+    @property
+    def redis_scheme(self) -> str:
+        """``redis``, ``rediss`` or ``unix``."""
+        return urlparse(self.redis_url).scheme
+
+    def tls_options(self) -> dict[str, Any]:
+        """redis-py's ``ssl_*`` options from the TLS files (empty when none is set)."""
+        options: dict[str, Any] = {}
+        if self.redis_tls_ca_file:
+            options["ssl_ca_certs"] = self.redis_tls_ca_file
+        if self.redis_tls_cert_file and self.redis_tls_key_file:
+            options["ssl_certfile"] = self.redis_tls_cert_file
+            options["ssl_keyfile"] = self.redis_tls_key_file
+        return options
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
@@ -98,6 +137,9 @@ class CacheSettings(ServiceSettings):
             options["username"] = self.redis_sentinel_username
         if self.redis_sentinel_password:
             options["password"] = self.redis_sentinel_password.get_secret_value()
+        if self.redis_sentinel_tls:
+            # Sentinels are queried by resolved IP (sentinel.py): chain verified, name not.
+            options.update(ssl=True, ssl_check_hostname=False, **self.tls_options())
         return options
 
     @property
@@ -124,8 +166,8 @@ class CacheSettings(ServiceSettings):
             options["username"] = self.redis_username
         if self.redis_password:
             options["password"] = self.redis_password.get_secret_value()
-        if self.redis_tls_ca_file:
-            options["ssl_ca_certs"] = self.redis_tls_ca_file
+        if self.redis_scheme == "rediss":
+            options.update(self.tls_options())
         return options
 
 

@@ -107,6 +107,12 @@ def _body_model(handler: Callable[..., Any]) -> type[BaseModel] | None:
     return model
 
 
+def _camel(name: str) -> str:
+    """``get_account`` -> ``getAccount``."""
+    first, *rest = name.strip("_").split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
 class Routes:
     """The endpoints of one resource, declared by decorating their handlers."""
 
@@ -129,7 +135,14 @@ class Routes:
 
         def declare(handler: H) -> H:
             model = _body_model(handler)
-            op = Operation(method, path, summary, request=model, **operation)
+            op = Operation(
+                method,
+                path,
+                summary,
+                request=model,
+                operation_id=operation.pop("operation_id", None) or _camel(handler.__name__),
+                **operation,
+            )
             self.endpoints.append(
                 Endpoint(
                     op,

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from services.common.requestid import current_request_id
+from services.common.tracing import current_ids
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -33,6 +34,9 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id.get()
         if request_id:
             entry["request_id"] = request_id
+        ids = current_ids()
+        if ids is not None:  # tracing on, inside a span: find the trace from the log line
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.common.cors import cors_headers
 from services.common.logs import log_request
 from services.common.metrics import Metrics
 from services.common.requestid import HEADER, choose_request_id, current_request_id
+from services.common.tracing import ServerSpan, Tracing, server_span
 
 UNMATCHED = "<unmatched>"
 _QUIET = frozenset({"/livez", "/readyz", "/metrics"})
@@ -29,6 +30,7 @@ class Exchange:
     method: str
     origin: str | None
     started: float
+    span: ServerSpan | None = None
 
 
 class RequestObserver:
@@ -36,13 +38,29 @@ class RequestObserver:
 
     def __init__(self, origins: Sequence[str]) -> None:
         self.origins = list(origins)
+        #: Set per worker when OTEL_* turn tracing on (services.common.tracing).
+        self.tracing: Tracing | None = None
 
     def begin(
-        self, method: str, incoming_id: str | None, origin: str | None, metrics: Metrics | None
+        self,
+        method: str,
+        incoming_id: str | None,
+        origin: str | None,
+        metrics: Metrics | None,
+        *,
+        path: str = "",
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Exchange, dict[str, str] | None]:
-        """Start a request; the second value is a preflight answer's headers, if it is one."""
+        """Start a request; the second value is a preflight answer's headers, if it is one.
+
+        With tracing on, ``headers`` (the request's) carry the caller's ``traceparent``;
+        probes and metrics scrapes get no span.
+        """
         exchange = Exchange(choose_request_id(incoming_id), method, origin, time.perf_counter())
         current_request_id.set(exchange.request_id)
+        if self.tracing is not None and headers is not None:
+            traced = path not in _QUIET
+            exchange.span = server_span(self.tracing.tracer, method, path, headers, traced)
         if metrics is not None:
             metrics.request_started(method)
         if method == "OPTIONS" and self.origins:
@@ -75,6 +93,11 @@ class RequestObserver:
         if template not in _QUIET:
             log_request(logger, method=method, route=template, status=status, duration=duration)
         headers = {HEADER: exchange.request_id}
+        if exchange.span is not None:  # after the log line, which carries its trace id
+            traceresponse = exchange.span.finish(method, template, status)
+            exchange.span = None
+            if traceresponse is not None:
+                headers["traceresponse"] = traceresponse
         if self.origins:
             headers.update(cors_headers(origin, self.origins, preflight=False))
         return headers

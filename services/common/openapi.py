@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.common.operation import Operation, Param
-from services.common.probes import PROBES
+from services.common.probes import PROBES, route_name
 from services.common.problems import PROBLEM_CONTENT_TYPE as PROBLEM_MEDIA
 from services.common.problems import TYPE_PREFIX
 from services.common.settings import ServiceSettings
@@ -127,7 +127,25 @@ def by_status(slugs: Iterable[str], types: Mapping[str, tuple[int, str]]) -> dic
     return grouped
 
 
+#: Every GET answering with an ETag takes it back (the glue answers 304 for both frameworks).
+IF_NONE_MATCH = Param(
+    "If-None-Match",
+    "header",
+    {"type": "string"},
+    description="ETags the client holds; the current one (compared weakly) or `*` answers 304",
+)
+
+
+def conditional(op: Operation) -> bool:
+    """Whether ``op`` is a GET whose answer carries an ETag (so it may answer 304)."""
+    named = {*op.response_headers, *(op.headers or {})}
+    return op.method == "GET" and any(h.lower() == "etag" for h in named)
+
+
 def _parameters(op: Operation, settings: ServiceSettings) -> list[dict[str, Any]]:
+    declared = _path_params(op.path, op.params)
+    if conditional(op):
+        declared = [*declared, IF_NONE_MATCH]
     return [
         {
             "name": p.name,
@@ -136,7 +154,7 @@ def _parameters(op: Operation, settings: ServiceSettings) -> list[dict[str, Any]
             "schema": {**p.schema, **{k: getattr(settings, a) for k, a in p.bounds}},
             **({"description": p.description} if p.description else {}),
         }
-        for p in _path_params(op.path, op.params)
+        for p in declared
     ]
 
 
@@ -159,7 +177,9 @@ def _responses(op: Operation, info: ServiceInfo) -> dict[str, Any]:
     )
     # One object for every success status: they are the same answer.
     ok: dict[str, Any] = {"description": "success"}
-    if out_schema is not None and op.status != 204:
+    if op.response_content is not None:
+        ok["content"] = {media: {"schema": s} for media, s in op.response_content.items()}
+    elif out_schema is not None and op.status != 204:
         ok["content"] = {op.response_content_type: {"schema": out_schema}}
     if op.response_headers:
         ok["headers"] = dict.fromkeys(op.response_headers, _STRING)
@@ -167,6 +187,11 @@ def _responses(op: Operation, info: ServiceInfo) -> dict[str, Any]:
         ok["headers"] = dict(op.headers)
     for status in (op.status, *op.also):
         responses[str(status)] = ok
+    if conditional(op):
+        responses["304"] = {
+            "description": "not modified: If-None-Match names the current ETag (no body)",
+            "headers": {"ETag": _STRING},
+        }
     errors = set(op.errors) | ({401, 403} if op.scopes else set())
     named = by_status(op.problems, info.problem_types)
     problem = op.error_schema or {"$ref": "#/components/schemas/Problem"}
@@ -219,7 +244,8 @@ def build_openapi(
     for op in ops:
         entry: dict[str, Any] = {
             "summary": op.summary,
-            "operationId": f"{op.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', op.path)}",
+            # Declared operations are named by their handler; the probes by their route.
+            "operationId": op.operation_id or route_name(op),
             "parameters": _parameters(op, settings),
             "responses": {},  # filled below; here for the order of the served members
         }

@@ -40,6 +40,9 @@ class Operation:
     response: type[BaseModel] | None = None
     response_schema: dict[str, Any] | None = None
     response_content_type: str = "application/json"
+    #: Every success body by media type, when there is more than one (e.g. an export's
+    #: NDJSON and Parquet); wins over ``response_schema``/``response_content_type``.
+    response_content: dict[str, dict[str, Any]] | None = None
     #: What error statuses answer with (a problem, unless the operation says otherwise).
     error_schema: dict[str, Any] | None = None
     error_content_type: str = "application/problem+json"
@@ -58,3 +61,6 @@ class Operation:
     problems: tuple[str, ...] = ()
     #: Headers of some error answers (e.g. a replayed refusal's ``Idempotent-Replayed``).
     error_headers: Mapping[int, Mapping[str, Any]] | None = None
+    #: The OpenAPI ``operationId`` (camelCase of the handler's name): generated clients
+    #: name their functions by it.
+    operation_id: str = ""

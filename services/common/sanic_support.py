@@ -14,6 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from opentelemetry.sdk.trace.export import SpanExporter
 from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic.exceptions import (
     BadRequest,
@@ -27,9 +28,19 @@ from sanic.exceptions import (
 )
 from sanic.response import BaseHTTPResponse, raw
 
-from services.common import problems
+from services.common import apidocs, problems, tracing
 from services.common.auth import Principal, TokenVerifier
 from services.common.cache import CachingVerifier
+from services.common.compression import (
+    OFFLOAD_BYTES,
+    Compressor,
+    accepts_gzip,
+    gzip_body,
+    gzip_headers,
+    vary_merged,
+    vary_with,
+)
+from services.common.etag import not_modified
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps
 from services.common.metrics import Metrics, mark_worker_dead
@@ -132,11 +143,13 @@ def install(
     readiness: ReadinessCheck,
     openapi: Callable[[], dict[str, Any]],
     refusal: Callable[[BaseException], Problem | None],
+    span_exporter: SpanExporter | None = None,
 ) -> None:
     """Wire the shared behaviour into ``app``; call from the service's ``create_app``.
 
     ``refusal`` is the service's one table from its store's refusals to problems (None
-    for any other exception).
+    for any other exception). ``span_exporter`` forces tracing on into it (tests);
+    otherwise the OTEL_* variables decide (services.common.tracing).
     """
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     # Sanic counts it from the end of before_server_stop, i.e. after _drain below.
@@ -147,11 +160,16 @@ def install(
     verifier = TokenVerifier.for_service(settings, service, blocking=False)
     app.ctx.verifier = CachingVerifier(verifier)
     observer = RequestObserver(settings.cors_allowed_origins)
+    compressor = Compressor(settings.gzip_min_bytes, settings.gzip_level)
 
     @app.before_server_start
     async def _metrics(app: App) -> None:
         # Created per worker, after the fork: the multiprocess files are per pid.
         app.ctx.metrics = Metrics(service, settings.version, settings.revision)
+        # Also per worker: the span processor's thread must not cross a fork.
+        app.ctx.tracing = observer.tracing = tracing.start(
+            service, settings.version, exporter=span_exporter
+        )
 
     @app.before_server_start
     async def _keys(app: App) -> None:
@@ -173,11 +191,18 @@ def install(
     @app.after_server_stop
     async def _dead(app: App) -> None:
         mark_worker_dead(os.getpid())
+        if getattr(app.ctx, "tracing", None) is not None:
+            app.ctx.tracing.shutdown()  # flush the spans still buffered
 
     async def _begin(request: Request) -> HTTPResponse | None:
         metrics: Metrics | None = getattr(request.app.ctx, "metrics", None)
         request.ctx.exchange, preflight = observer.begin(
-            request.method, request.headers.get(HEADER), request.headers.get("origin"), metrics
+            request.method,
+            request.headers.get(HEADER),
+            request.headers.get("origin"),
+            metrics,
+            path=request.path,
+            headers=request.headers,
         )
         if preflight:
             return HTTPResponse(status=204, headers=preflight)
@@ -187,17 +212,22 @@ def install(
         return None
 
     async def _finish(request: Request, response: BaseHTTPResponse) -> HTTPResponse | None:
-        response.headers.update(
-            observer.finish(
-                getattr(request.ctx, "exchange", None),
-                method=request.method,
-                origin=request.headers.get("origin"),
-                route=request.uri_template,
-                status=response.status,
-                metrics=getattr(request.app.ctx, "metrics", None),
+        replaced = await _outgoing(request, response, compressor)
+        answer = replaced or response
+        answer.headers.update(
+            vary_merged(
+                answer.headers.get("vary"),
+                observer.finish(
+                    getattr(request.ctx, "exchange", None),
+                    method=request.method,
+                    origin=request.headers.get("origin"),
+                    route=request.uri_template,
+                    status=answer.status,
+                    metrics=getattr(request.app.ctx, "metrics", None),
+                ),
             )
         )
-        return None
+        return replaced
 
     app.register_middleware(_begin, "request", priority=100)
     app.register_middleware(_finish, "response", priority=100)
@@ -214,10 +244,41 @@ def install(
     # RequestCancelled (the client went away) is a CancelledError, not an Exception.
     app.error_handler.add(Exception, _on_error)
     app.error_handler.add(RequestCancelled, _on_error)
-    _probes(app, readiness, openapi)
+    _probes(app, service, readiness, openapi)
 
 
-def _probes(app: App, readiness: ReadinessCheck, openapi: Callable[[], dict[str, Any]]) -> None:
+async def _outgoing(
+    request: Request, response: BaseHTTPResponse, compressor: Compressor
+) -> HTTPResponse | None:
+    """304 for a GET whose ETag the client holds; gzip for a large JSON body.
+
+    Returns the answer that replaces ``response`` (a 304), or None when ``response``
+    itself goes out (compressed in place when it qualifies). Streamed answers (the
+    export) pass untouched: they encode themselves.
+    """
+    etag = response.headers.get("etag")
+    if not_modified(request.method, response.status, request.headers.get("if-none-match"), etag):
+        kept = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "vary")}
+        return HTTPResponse(status=304, headers=kept)
+    body = response.body if isinstance(response, HTTPResponse) else None
+    headers = response.headers
+    # Sanic keeps the media type beside the headers until it sends them.
+    content_type = response.content_type or headers.get("content-type")
+    if not body or not compressor.applies(content_type, headers.get("content-encoding"), len(body)):
+        return None
+    headers["Vary"] = vary_with(headers.get("vary"))  # also when this client gets identity
+    if accepts_gzip(request.headers.get("accept-encoding")):
+        headers.update(gzip_headers(etag))
+        if len(body) >= OFFLOAD_BYTES:  # zlib frees the GIL: keep the loop serving
+            response.body = await asyncio.to_thread(gzip_body, body, compressor.level)
+        else:
+            response.body = gzip_body(body, compressor.level)
+    return None
+
+
+def _probes(
+    app: App, service: str, readiness: ReadinessCheck, openapi: Callable[[], dict[str, Any]]
+) -> None:
     """The declared probes: ``/livez``, ``/readyz``, ``/metrics`` and ``/openapi.json``
     (built on first ask)."""
 
@@ -243,6 +304,35 @@ def _probes(app: App, readiness: ReadinessCheck, openapi: Callable[[], dict[str,
     for probe in PROBES:
         name = route_name(probe)
         read_route(app, probe.path, name=name)(handlers[name])
+    if app.ctx.settings.api_docs:
+        _docs(app, service, openapi_route)
+
+
+def _docs(
+    app: App, service: str, openapi_route: Callable[[Request], Awaitable[HTTPResponse]]
+) -> None:
+    """``/docs`` and ``/docs/<service>/…``: Swagger UI from the image (services.common.apidocs)."""
+    base = apidocs.prefix(service)
+    html = apidocs.page(service, f"Strata {service}")
+
+    async def home(request: Request) -> HTTPResponse:
+        return HTTPResponse(status=308, headers={"Location": base})
+
+    async def docs_page(request: Request) -> HTTPResponse:
+        return raw(html, content_type="text/html; charset=utf-8", headers=apidocs.PAGE_HEADERS)
+
+    read_route(app, "/docs", name="docs_home")(home)
+    read_route(app, base, name="docs_page")(docs_page)
+    read_route(app, base + "openapi.json", name="docs_openapi")(openapi_route)
+    for index, file_name in enumerate(apidocs.asset_names()):
+
+        async def file(request: Request, name: str = file_name) -> HTTPResponse:
+            found = apidocs.asset(name)
+            gzip_ok = accepts_gzip(request.headers.get("accept-encoding"))
+            body = found.gzipped if gzip_ok else found.body
+            return raw(body, content_type=found.content_type, headers=found.headers(gzip_ok))
+
+        read_route(app, base + file_name, name=f"docs_asset_{index}")(file)
 
 
 def check_with_timeout(

@@ -62,6 +62,12 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # NoDecode: a plain comma-separated list in the environment, not JSON.
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # gzip for JSON answers from this size up (0 = never), at this zlib level
+    # (docs/configuration.md, "Compression").
+    gzip_min_bytes: int = Field(default=1024, ge=0)
+    gzip_level: int = Field(default=1, ge=1, le=9)
+    # /docs: the interactive API reference (Swagger UI, served from the image).
+    api_docs: bool = True
 
     # Shutdown (docs/configuration.md, "Shutdown"): SIGTERM keeps the server answering
     # (readiness 503) for drain_seconds; then it stops accepting and requests in flight get

@@ -10,12 +10,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import URL
 
+from services.common.dbtls import DatabaseTlsSettings
 from services.common.settings import ServiceSettings
 from services.common.workers import default_workers
 
 
-class CriticalSettings(ServiceSettings):
-    """Everything the ledger service reads from the environment."""
+class CriticalSettings(ServiceSettings, DatabaseTlsSettings):
+    """Everything the ledger service reads from the environment (TLS to the database:
+    ``DATABASE_SSLMODE`` and friends, services/common/dbtls.py)."""
 
     model_config = SettingsConfigDict(env_prefix="STRATA_CRITICAL_", frozen=True, extra="ignore")
 
@@ -43,7 +45,6 @@ class CriticalSettings(ServiceSettings):
     database_password: SecretStr = SecretStr("")
     migration_user: str = "strata_owner"
     migration_password: SecretStr = SecretStr("")
-    database_sslmode: str = "prefer"
 
     pool_size: int = Field(default=5, ge=1, le=100)
     max_overflow: int = Field(default=0, ge=0, le=100)
@@ -104,7 +105,7 @@ class CriticalSettings(ServiceSettings):
             host=self.database_host,
             port=self.database_port,
             database=self.database_name,
-            query={"sslmode": self.database_sslmode},
+            query=self.libpq_parameters(),
         )
 
 

@@ -19,9 +19,18 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
-from services.common import problems
+from services.common import apidocs, problems
 from services.common.auth import Principal, TokenVerifier, unauthorized
 from services.common.cache import CachingVerifier
+from services.common.compression import (
+    Compressor,
+    accepts_gzip,
+    gzip_body,
+    gzip_headers,
+    vary_merged,
+    vary_with,
+)
+from services.common.etag import not_modified
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps, parse_json
 from services.common.metrics import Metrics
@@ -30,6 +39,7 @@ from services.common.probes import PROBES, route_name
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
 from services.common.requestid import HEADER
 from services.common.settings import ServiceSettings
+from services.common.tracing import Tracing
 
 logger = logging.getLogger("strata.http")
 #: The audit actor and idempotency subject columns are VARCHAR(255).
@@ -138,6 +148,32 @@ def check_subject(subject: str) -> None:
         raise unauthorized("token subject is not valid Unicode text") from None
 
 
+def _outgoing(response: Response, compressor: Compressor) -> Response:
+    """304 for a GET whose ETag the client holds; gzip for a large JSON body.
+
+    The Flask counterpart of ``sanic_support._outgoing``: the same rules from
+    ``services.common``. A streamed answer passes untouched.
+    """
+    etag = response.headers.get("ETag")
+    held = request.headers.get("If-None-Match")
+    if not_modified(request.method, response.status_code, held, etag):
+        kept = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "vary")}
+        return Response(status=304, headers=kept)
+    if response.is_streamed or response.direct_passthrough:
+        return response
+    body = response.get_data()
+    headers = response.headers
+    if not body or not compressor.applies(
+        headers.get("Content-Type"), headers.get("Content-Encoding"), len(body)
+    ):
+        return response
+    headers["Vary"] = vary_with(headers.get("Vary"))  # also when this client gets identity
+    if accepts_gzip(request.headers.get("Accept-Encoding")):
+        headers.update(gzip_headers(etag))
+        response.set_data(gzip_body(body, compressor.level))
+    return response
+
+
 def install(
     app: Flask,
     *,
@@ -148,6 +184,7 @@ def install(
     store_problem: Callable[[Exception], Problem | None],
     openapi: Callable[[], dict[str, Any]],
     describe_error: Callable[[BaseException], dict[str, Any]],
+    tracing: Tracing | None = None,
 ) -> None:
     """Wire the shared behaviour into ``app``.
 
@@ -158,25 +195,36 @@ def install(
     # signature check per request was a measurable share of a read (issue 15).
     verifier = CachingVerifier(TokenVerifier.for_service(settings, settings.service_name))
     observer = RequestObserver(settings.cors_allowed_origins)
+    observer.tracing = tracing
+    compressor = Compressor(settings.gzip_min_bytes, settings.gzip_level)
 
     @app.before_request
     def _begin() -> Response | None:
         g.strata_verifier = verifier
         g.strata_exchange, preflight = observer.begin(
-            request.method, request.headers.get(HEADER), request.headers.get("Origin"), metrics
+            request.method,
+            request.headers.get(HEADER),
+            request.headers.get("Origin"),
+            metrics,
+            path=request.path,
+            headers=request.headers,  # type: ignore[arg-type]  # Werkzeug's, a str mapping
         )
         return Response(status=204, headers=preflight) if preflight else None
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        response = _outgoing(response, compressor)
         response.headers.update(
-            observer.finish(
-                g.pop("strata_exchange", None),
-                method=request.method,
-                origin=request.headers.get("Origin"),
-                route=request.url_rule.rule if request.url_rule is not None else None,
-                status=response.status_code,
-                metrics=metrics,
+            vary_merged(
+                response.headers.get("Vary"),
+                observer.finish(
+                    g.pop("strata_exchange", None),
+                    method=request.method,
+                    origin=request.headers.get("Origin"),
+                    route=request.url_rule.rule if request.url_rule is not None else None,
+                    status=response.status_code,
+                    metrics=metrics,
+                ),
             )
         )
         return response
@@ -232,3 +280,31 @@ def install(
     views = {"livez": livez, "readyz": readyz, "metrics": metrics_route, "openapi": openapi_route}
     for probe in PROBES:  # declared once for every service
         app.add_url_rule(probe.path, view_func=views[route_name(probe)], methods=[probe.method])
+    if settings.api_docs:
+        _docs(app, settings.service_name, openapi_route)
+
+
+def _docs(app: Flask, service: str, openapi_route: Callable[[], Response]) -> None:
+    """``/docs`` and ``/docs/<service>/…``: Swagger UI from the image (services.common.apidocs)."""
+    base = apidocs.prefix(service)
+    html = apidocs.page(service, f"Strata {service}")
+
+    def home() -> Response:
+        return Response(status=308, headers={"Location": base})
+
+    def docs_page() -> Response:
+        return Response(html, mimetype="text/html", headers=apidocs.PAGE_HEADERS)
+
+    def docs_file(name: str) -> Response:
+        found = apidocs.asset(name)
+        gzip_ok = accepts_gzip(request.headers.get("Accept-Encoding"))
+        body = found.gzipped if gzip_ok else found.body
+        return Response(body, content_type=found.content_type, headers=found.headers(gzip_ok))
+
+    app.add_url_rule("/docs", "docs_home", home, methods=["GET"])
+    app.add_url_rule(base, "docs_page", docs_page, methods=["GET"])
+    app.add_url_rule(base + "openapi.json", "docs_openapi", openapi_route, methods=["GET"])
+    for index, name in enumerate(apidocs.asset_names()):
+        app.add_url_rule(
+            base + name, f"docs_asset_{index}", docs_file, methods=["GET"], defaults={"name": name}
+        )

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from services.devstack.ports import free_port, wait_for_port
+from services.devstack.tls import ServerTls
 
 SUPERUSER = "strata_admin"
 
@@ -46,15 +47,23 @@ def _version_key(path: str) -> int:
 
 
 class PostgresServer:
-    """Start with :meth:`start`, stop with :meth:`stop` (also removes the data)."""
+    """Start with :meth:`start`, stop with :meth:`stop` (also removes the data).
 
-    def __init__(self, port: int | None = None, base_dir: str | None = None) -> None:
+    ``tls``: the server also serves TLS (``ssl=on``) with that certificate and key; plain
+    connections are still accepted (``host`` lines in pg_hba), as on managed servers
+    before they are made TLS-only: whether TLS is used is the client's ``sslmode``.
+    """
+
+    def __init__(
+        self, port: int | None = None, base_dir: str | None = None, tls: ServerTls | None = None
+    ) -> None:
         self.port = port or free_port()
         self.base = Path(base_dir or tempfile.mkdtemp(prefix="strata-pg-"))
         self.data = self.base / "data"
         self.password = "strata-dev-admin"  # noqa: S105 - throwaway local server
         self.bin = find_bin_dir()
         self._run_as = _unprivileged_user() if os.geteuid() == 0 else None
+        self.tls = tls
 
     @property
     def admin_url(self) -> str:
@@ -79,6 +88,8 @@ class PostgresServer:
             os.chown(self.base, info.pw_uid, info.pw_gid)
             os.chown(pwfile, info.pw_uid, info.pw_gid)
         self.base.chmod(0o700)
+        if self.tls:
+            self._install_tls(self.tls)
         subprocess.run(
             self._cmd(
                 str(self.bin / "initdb"),
@@ -117,12 +128,28 @@ class PostgresServer:
         """Start a server stopped by ``stop(remove=False)`` again on the same port."""
         self._start_server()
 
+    def _install_tls(self, tls: ServerTls) -> None:
+        """Copy the key pair into the server's directory: PostgreSQL wants the key owned by
+        the user it runs as, readable by nobody else."""
+        for name, source in (("server.crt", tls.cert_file), ("server.key", tls.key_file)):
+            target = self.base / name
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+            if self._run_as:
+                info = pwd.getpwnam(self._run_as)
+                os.chown(target, info.pw_uid, info.pw_gid)
+
     def _start_server(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.base} -c fsync=off "
             "-c max_connections=200 -c shared_buffers=128MB"
         )
+        if self.tls:
+            options += (
+                f" -c ssl=on -c ssl_cert_file={self.base / 'server.crt'}"
+                f" -c ssl_key_file={self.base / 'server.key'}"
+            )
         pg_ctl = str(self.bin / "pg_ctl")
         log = str(self.base / "log")
         subprocess.run(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.devstack.ports import free_port, wait_for_port
+from services.devstack.tls import ServerTls
 
 
 def find_redis_server() -> str:
@@ -64,27 +65,36 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 
 class RedisServer:
-    """A redis-server child process with an optional password; stop() removes its data."""
+    """A redis-server child process with an optional password; stop() removes its data.
+
+    ``tls``: the port serves TLS only (``tls-port``; the plain port is off), with that key
+    pair; clients need no certificate of their own (``tls-auth-clients no``).
+    """
 
     def __init__(
-        self, port: int | None = None, password: str | None = None, base_dir: str | None = None
+        self,
+        port: int | None = None,
+        password: str | None = None,
+        base_dir: str | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         self.port = port or free_port()
         self.password = password
         self.base = Path(base_dir or tempfile.mkdtemp(prefix="strata-redis-"))
         self.binary = find_redis_server()
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
 
     @property
     def url(self) -> str:
-        """redis:// URL with the password when one is set."""
+        """redis:// (rediss:// with TLS) URL with the password when one is set."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         """Start (no persistence: a throwaway server) and wait until it listens."""
         directives = [
-            f"port {self.port}",
+            *self._port_directives(),
             "bind 127.0.0.1",
             f"dir {quoted(str(self.base))}",
             'save ""',
@@ -101,6 +111,18 @@ class RedisServer:
         )
         wait_for_port(self.port)
         return self
+
+    def _port_directives(self) -> list[str]:
+        if self.tls is None:
+            return [f"port {self.port}"]
+        return [
+            "port 0",
+            f"tls-port {self.port}",
+            f"tls-cert-file {quoted(self.tls.cert_file)}",
+            f"tls-key-file {quoted(self.tls.key_file)}",
+            f"tls-ca-cert-file {quoted(self.tls.ca_file)}",
+            "tls-auth-clients no",
+        ]
 
     def stop(self, remove: bool = True) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s)."""

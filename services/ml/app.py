@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.sdk.trace.export import SpanExporter
 from sanic import Sanic
 from sanic.config import Config
 
+from services.common import tracing
 from services.common.logs import configure_logging
 from services.common.openapi import build_openapi
 from services.common.sanic_routes import mount
@@ -16,13 +18,16 @@ from services.ml.api import ENDPOINTS, SEGMENTS, errors
 from services.ml.context import MlContext, MlMetrics
 from services.ml.exports import ExportSlots
 from services.ml.settings import MlSettings
+from services.ml.snapshots import SnapshotHolders
 from services.ml.spec import INFO
 from services.ml.store import Store
 
 MlApp = Sanic[Config, MlContext]
 
 
-def create_app(settings: MlSettings | None = None) -> MlApp:
+def create_app(
+    settings: MlSettings | None = None, span_exporter: SpanExporter | None = None
+) -> MlApp:
     """Build the app; pools are opened per worker in ``before_server_start``."""
     settings = settings or MlSettings()
     configure_logging("ml", settings.log_level)
@@ -40,6 +45,7 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         readiness=readiness,
         openapi=lambda: build_openapi(INFO, settings, (e.operation for e in ENDPOINTS)),
         refusal=errors.problem,
+        span_exporter=span_exporter,
     )
     mount(app, ENDPOINTS, SEGMENTS)
 
@@ -48,12 +54,22 @@ def create_app(settings: MlSettings | None = None) -> MlApp:
         # After the fork, once per worker: no pool is ever shared across processes.
         capacity = settings.pool_size + settings.max_overflow
         app.ctx.ml_metrics = MlMetrics(app.ctx.metrics, capacity)
-        app.ctx.store = Store(settings, on_pool_change=app.ctx.ml_metrics.pool_changed)
+        app.ctx.store = Store(
+            settings,
+            on_pool_change=app.ctx.ml_metrics.pool_changed,
+            snapshot_holders=settings.export_snapshots_max,
+        )
+        if app.ctx.tracing is not None:
+            tracing.instrument_asyncpg(app.ctx.tracing)
         app.ctx.exports = ExportSlots(settings.export_max_concurrent, settings.export_retry_after)
+        app.ctx.snapshots = SnapshotHolders(
+            settings.export_snapshots_max, settings.export_snapshot_ttl
+        )
         await app.ctx.store.warm()
 
     @app.after_server_stop
     async def _close_store(app: MlApp) -> None:
+        await app.ctx.snapshots.close()  # before the pools: each holds a connection
         await app.ctx.store.close()
 
     return app

@@ -10,8 +10,10 @@ from sanic import Request
 from services.common.cache import CachingVerifier
 from services.common.health import Health
 from services.common.metrics import Metrics
+from services.common.tracing import Tracing
 from services.ml.exports import ExportSlots
 from services.ml.settings import MlSettings
+from services.ml.snapshots import SnapshotHolders
 from services.ml.store import Store
 
 
@@ -72,9 +74,11 @@ class MlContext:
     health: Health
     verifier: CachingVerifier
     metrics: Metrics
+    tracing: Tracing | None
     ml_metrics: MlMetrics
     store: Store
     exports: ExportSlots
+    snapshots: SnapshotHolders
 
 
 def ctx(request: Request) -> MlContext:

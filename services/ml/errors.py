@@ -44,3 +44,22 @@ class StoreUnavailableError(StoreError):
 
     def __init__(self) -> None:
         super().__init__("the document store is unavailable; retry later")
+
+
+class SnapshotGoneError(StoreError):
+    """The snapshot a token names is no longer held (expired, released, holder gone)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the snapshot is no longer held (it expired or its holder stopped); take a new one"
+        )
+
+
+class ResumePointGoneError(StoreError):
+    """The document an export resumes after is not in the export's snapshot."""
+
+    def __init__(self, doc_id: str) -> None:
+        super().__init__(
+            f"document {doc_id!r} is not in this snapshot (deleted since?): resume within "
+            "a held snapshot, or export again"
+        )

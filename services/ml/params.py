@@ -163,6 +163,40 @@ class DocumentQuery:
     created_before: datetime | None = None
     fields: FieldTree | None = None
     after: tuple[datetime, str] | None = None  # keyset position (created_at, id)
+    shard: tuple[int, int] | None = None  # (i, n): the documents whose id hashes to i mod n
+
+
+EXPORT_FORMATS = ("ndjson", "parquet")
+MAX_SHARDS = 1024
+
+
+def export_format(raw: str | None) -> str:
+    """``?format=``: ``ndjson`` (the default) or ``parquet``."""
+    if raw is None or raw == "":
+        return "ndjson"
+    if raw not in EXPORT_FORMATS:
+        raise invalid(["query", "format"], "must be one of: " + ", ".join(EXPORT_FORMATS))
+    return raw
+
+
+def shard(raw_shard: str | None, raw_shards: str | None, snapshot: bool) -> tuple[int, int] | None:
+    """``?shard=i&shards=n``: both or neither, ``0 <= i < n <= 1024``, with a snapshot.
+
+    Without a held snapshot each shard would read its own snapshot and a document
+    written meanwhile could be read twice or never: refused.
+    """
+    if not raw_shard and not raw_shards:
+        return None
+    if not raw_shard or not raw_shards:
+        missing = "shard" if not raw_shard else "shards"
+        raise invalid(["query", missing], "shard and shards go together")
+    n = positive_int(raw_shards, "shards", 1, MAX_SHARDS)
+    digits = raw_shard.isascii() and raw_shard.isdigit() and len(raw_shard) <= 4
+    if not digits or int(raw_shard) >= n:
+        raise invalid(["query", "shard"], f"must be an integer in 0..{n - 1}")
+    if not snapshot:
+        raise invalid(["query", "snapshot"], "a sharded export needs a snapshot token")
+    return int(raw_shard), n
 
 
 def document_cursor(raw: str | None) -> tuple[datetime, str] | None:

@@ -67,6 +67,14 @@ class BulkResult(BaseModel):
     ids: list[str]
 
 
+class ExportSnapshot(BaseModel):
+    """``export:snapshot``: a held snapshot for sharded (or resumed) exports."""
+
+    snapshot: str = Field(description="pass as ?snapshot= to every shard's export")
+    collection: str
+    expires_at: datetime = Field(description="the snapshot is released then")
+
+
 class Count(BaseModel):
     """``documents:count``."""
 

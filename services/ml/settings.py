@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import URL
 
+from services.common.dbtls import DatabaseTlsSettings
 from services.common.settings import ServiceSettings, read_secret_files
 
 PREFIX = "STRATA_ML_"
@@ -15,8 +16,11 @@ MIB = 1024 * 1024
 _PASSWORD_FIELDS = ("database_password", "migration_password")
 
 
-class MlDatabaseSettings(BaseSettings):
+class MlDatabaseSettings(DatabaseTlsSettings, BaseSettings):
     """What reaching the database takes; all ``migrate`` needs (no JWT key required).
+
+    TLS: ``DATABASE_SSLMODE``, ``DATABASE_SSLROOTCERT`` (and a client certificate), with
+    libpq's meaning (services/common/dbtls.py), given to asyncpg as its ``ssl=`` argument.
 
     Two roles: the service connects as ``database_user``, a runtime role that may only read
     and write rows; ``migrate`` connects as ``migration_user``, the owner of the tables, and
@@ -101,6 +105,13 @@ class MlSettings(ServiceSettings, MlDatabaseSettings):
     export_max_concurrent: int = Field(default=2, ge=1, le=100)
     export_retry_after: int = Field(default=5, ge=1, le=3600)
     export_send_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # Parquet exports: rows per row group (a row group also ends at export_batch_bytes).
+    export_parquet_row_group_rows: int = Field(default=16_384, ge=1, le=1_048_576)
+    # Snapshots held for sharded exports (documents:export?snapshot=): how long each is
+    # held, and how many one worker holds at once (each on its own connection, outside
+    # the pool: workers x export_snapshots_max more connections at most).
+    export_snapshot_ttl: int = Field(default=600, ge=1, le=86_400)
+    export_snapshots_max: int = Field(default=2, ge=1, le=32)
 
     @property
     def page_first_rows(self) -> int:

@@ -8,6 +8,8 @@ then, on 1,000,000 documents (BENCH_ML_ROWS to change):
 * GET one document: the service (JWT auth on) vs a bare Sanic + asyncpg handler doing one
   SELECT by key (tests/bench/bare_ml.py, same worker count), ``wrk -t1 -c64`` on both;
 * export: ``\\copy (SELECT ...) TO`` by psql vs HTTP ``export`` of the same rows;
+* export formats: Parquet vs NDJSON (and gzip NDJSON) of the same rows and projection,
+  rows/s, bytes on the wire and worker RSS growth (tests/bench/ml_formats.py);
 * large documents (200 x ~0.9 MB): the peak RSS growth of a worker and the time of
   exports, pages and samples, next to small documents (tests/bench/ml_memory.py); with
   ``BENCH_ML_BASELINE=<git revision>`` the same reads on that revision's service, in the
@@ -39,6 +41,7 @@ from services.devstack.postgres import PostgresServer
 from services.ml.settings import MlDatabaseSettings
 from services.ml.store.schema import migrate
 from tests.bench import load, peers
+from tests.bench.ml_formats import export_formats
 from tests.bench.ml_memory import Baseline, Served, large_documents
 from tests.bench.report import Comparison, table
 from tests.support.process import ServiceProcess
@@ -190,6 +193,8 @@ def main() -> None:
 
         http_out = timed("HTTP export (curl)", export)
         assert exported == ROWS, exported
+        print("export formats")
+        format_lines, format_rows = export_formats(service, token, "httpload", ROWS)
         services: dict[str, Served] = {"this": service}
         ref = os.environ.get("BENCH_ML_BASELINE")
         if ref:
@@ -229,9 +234,12 @@ def main() -> None:
                     Comparison(f"ml bulk ingest, {ROWS:,} docs", ROWS / http_in,
                                "\\copy into the same table and indexes", ROWS / copy_in,
                                unit="rows/s", goal=0.7),
+                    *format_rows,
                 ]
             )
         )  # fmt: skip
+        print(f"\nexport formats, {ROWS:,} documents (median of 3; ratios are same-run)")
+        print("\n".join(format_lines))
         print(f"\n{len(large)} figures of large documents (median time / largest RSS growth)")
         print("\n".join(large))
 

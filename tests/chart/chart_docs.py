@@ -19,9 +19,7 @@ it is written by hand. ``python -m tests.chart.chart_docs`` regenerates both fil
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,13 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.support import npm
+
 GENERATOR_PACKAGE = "@bitnami/readme-generator-for-helm"
 #: package.json (the exact generator version) and package-lock.json (everything below it).
 PROJECT = Path(__file__).resolve().parent / "readme-generator"
-PROJECT_FILES = ("package.json", "package-lock.json")
-GENERATOR_VERSION: str = json.loads((PROJECT / "package.json").read_text())["dependencies"][
-    GENERATOR_PACKAGE
-]
+GENERATOR_VERSION = npm.pinned_version(PROJECT, GENERATOR_PACKAGE)
 CHART = Path(__file__).resolve().parents[2] / "charts" / "strata"
 PARAM = re.compile(r"^## @param (\S+) ", re.M)
 
@@ -46,57 +43,21 @@ class ChartDocsError(RuntimeError):
 
 def lock_digest() -> str:
     """The first 16 hex digits of the lockfile's sha256: names the cached tree it installs."""
-    return hashlib.sha256((PROJECT / "package-lock.json").read_bytes()).hexdigest()[:16]
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("STRATA_CACHE_DIR") or str(Path.home() / ".cache" / "strata")
-    return Path(base) / f"readme-generator-{GENERATOR_VERSION}-{lock_digest()}"
+    return npm.lock_digest(PROJECT)
 
 
 def node_tools_missing() -> str | None:
     """Why the generator cannot run here (no node or npm), or None."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    return f"{' and '.join(missing)} not on PATH" if missing else None
+    return npm.node_tools_missing()
 
 
 def find_generator() -> Path:
     """The pinned readme-generator entry point, installed by ``npm ci`` on first use."""
-    target = _cache_dir()
-    entry = target / "node_modules" / "@bitnami" / "readme-generator-for-helm" / "bin" / "index.js"
-    if _installed_version(target) == GENERATOR_VERSION:
-        return entry
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ChartDocsError("npm is needed to install the readme generator")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
-    for name in PROJECT_FILES:
-        shutil.copyfile(PROJECT / name, staging / name)
-    # npm ci installs the lockfile's tree or fails (it never re-resolves a range), checks each
-    # tarball's integrity hash, and runs no install scripts: the generator needs none.
-    proc = subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"],
-        cwd=staging,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0 or _installed_version(staging) != GENERATOR_VERSION:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ChartDocsError(f"npm ci ({PROJECT / 'package-lock.json'}): {proc.stderr}")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.replace(target)  # a parallel run sees the old tree or the whole new one
-    return entry
-
-
-def _installed_version(prefix: Path) -> str | None:
-    manifest = prefix / "node_modules" / "@bitnami" / "readme-generator-for-helm" / "package.json"
-    if not manifest.exists():
-        return None
-    version = json.loads(manifest.read_text()).get("version")
-    return version if isinstance(version, str) else None
+    try:
+        modules = npm.installed_tree(PROJECT, "readme-generator", GENERATOR_PACKAGE)
+    except npm.NpmTreeError as exc:
+        raise ChartDocsError(str(exc)) from None
+    return modules / GENERATOR_PACKAGE / "bin" / "index.js"
 
 
 def _descriptions(node: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -69,6 +69,16 @@ class Render:
 
 def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def refusal(helm: str, sets: Sequence[str]) -> str:
+    """``helm template`` of the chart with these ``--set`` values, which must fail: its stderr."""
+    args = ["template", "strata", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    proc = run_helm(helm, *args)
+    assert proc.returncode != 0, f"{list(sets)} was accepted"
+    return proc.stderr
 
 
 RenderFn = Callable[..., Render]

@@ -196,8 +196,9 @@ def _documented_existing_secrets(
     values_file: str = str(CHART / "ci" / "existing-secret-values.yaml"),
 ) -> set[str]:
     text = Path(values_file).read_text()
-    # Secrets made outside the chart: existingSecrets, and another release's TLS Secret.
-    return set(re.findall(r"(?:existingSecret|tlsSecret): (\S+)", text))
+    # Made outside the chart: existingSecrets, another release's TLS Secret, and
+    # existingConfigMaps (a CA bundle).
+    return set(re.findall(r"(?:existingSecret|existingConfigMap|tlsSecret): (\S+)", text))
 
 
 def test_secret_and_configmap_references_resolve(rendered: Render) -> None:
@@ -234,11 +235,13 @@ def test_secret_and_configmap_references_resolve(rendered: Render) -> None:
             if "configMap" in vol:
                 refs.append(("ConfigMap", vol["configMap"]["name"], None))
             for src in vol.get("projected", {}).get("sources", []):
-                for item in src["secret"]["items"]:
-                    refs.append(("Secret", src["secret"]["name"], item["key"]))
+                kind = "Secret" if "secret" in src else "ConfigMap"
+                source = src["secret"] if "secret" in src else src["configMap"]
+                for item in source["items"]:
+                    refs.append((kind, source["name"], item["key"]))
     assert refs
     for kind, name, key in refs:
-        if kind == "Secret" and name in external:
+        if name in external:
             continue
         pool = secrets if kind == "Secret" else configmaps
         assert name in pool, f"{kind} {name} is referenced but not rendered"
@@ -328,13 +331,14 @@ def test_env_is_exactly_the_documented_contract(rendered: Render) -> None:
 
 
 def mounted_secret_files(spec: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
-    """Path -> Secret key of every secret file the container can read."""
+    """Path -> Secret (or ConfigMap: a CA bundle) key of every secret file the container can
+    read."""
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     files: dict[str, str] = {}
     for mount in container.get("volumeMounts", []):
         vol = volumes.get(mount["name"], {})  # volumeClaimTemplates are not listed
         for src in vol.get("projected", {}).get("sources", []):
-            for item in src["secret"]["items"]:
+            for item in (src.get("secret") or src["configMap"])["items"]:
                 files[f"{mount['mountPath']}/{item['path']}"] = item["key"]
         for item in vol.get("secret", {}).get("items", []):
             files[f"{mount['mountPath']}/{item['path']}"] = item["key"]
@@ -360,9 +364,17 @@ def test_critical_runtime_gets_only_runtime_credentials(rendered: Render) -> Non
     (server,) = spec["containers"]
     jwks = bool(effective_values(rendered)["auth"]["critical"]["jwksUrl"])
     token_key = set() if jwks else {f"{SECRETS_DIR}/jwt-secret"}  # a JWKS needs no key file
+    # With TLS to the database (ci/tls-values.yaml) both also read the CA bundle.
+    tls = effective_values(rendered)["postgresqlCritical"]["tls"]
+    ca = (
+        {f"{SECRETS_DIR}/database-ca.crt": tls["ca"]["key"]}
+        if "STRATA_CRITICAL_DATABASE_SSLROOTCERT" in main
+        else {}
+    )
     assert set(mounted_secret_files(spec, server)) == {
         *token_key,
         f"{SECRETS_DIR}/database-password",
+        *ca,
     }
     files = mounted_secret_files(spec, server)
     assert files[f"{SECRETS_DIR}/database-password"] == keys["appPasswordKey"]
@@ -370,6 +382,7 @@ def test_critical_runtime_gets_only_runtime_credentials(rendered: Render) -> Non
     assert mounted_secret_files(spec, migrate_c) == {
         f"{SECRETS_DIR}/database-password": keys["appPasswordKey"],
         f"{SECRETS_DIR}/migration-password": keys["ownerPasswordKey"],
+        **ca,
     }
     (wait,) = [c for c in spec["initContainers"] if c["name"] == "wait-for-database"]
     assert mounted_secret_files(spec, wait) == {}
@@ -431,9 +444,16 @@ def test_ml_runtime_gets_only_runtime_credentials(rendered: Render) -> None:
     migrate = container_env(rendered, "ml", "migrate")
     assert "STRATA_ML_MIGRATION_USER" in migrate
     assert not {n for n in migrate if "JWT" in n}, "migrate verifies no tokens"
+    ca_key = effective_values(rendered)["postgresqlMl"]["tls"]["ca"]["key"]
+    ca = (
+        {"STRATA_ML_DATABASE_SSLROOTCERT": ca_key}
+        if "STRATA_ML_DATABASE_SSLROOTCERT" in main
+        else {}
+    )
     assert file_keys("migrate") == {
         "STRATA_ML_DATABASE_PASSWORD_FILE": keys["appPasswordKey"],
         "STRATA_ML_MIGRATION_PASSWORD_FILE": keys["passwordKey"],
+        **ca,
     }
     owner = {e["name"]: e for e in container("migrate")["env"]}
     assert owner["STRATA_ML_MIGRATION_USER"]["value"] == auth["username"]
@@ -545,6 +565,12 @@ API_PATHS = {
     ("/v1/kv:mset", "Exact", "cache"),
     ("/v1/counters", "Prefix", "cache"),
 }
+#: apiDocs.enabled (the default): each service's reference and its openapi.json copy.
+DOCS_PATHS = {
+    ("/docs/critical", "Prefix", "critical"),
+    ("/docs/ml", "Prefix", "ml"),
+    ("/docs/cache", "Prefix", "cache"),
+}
 
 
 def test_ingress_routes_exactly_the_api_roots(rendered: Render) -> None:
@@ -567,10 +593,12 @@ def test_ingress_routes_exactly_the_api_roots(rendered: Render) -> None:
         (p["path"], p["pathType"], p["backend"]["service"]["name"].removeprefix("strata-"))
         for p in rule["http"]["paths"]
     }
-    expected = API_PATHS
+    expected = set(API_PATHS)
     if ingress["batchPathType"] == "ImplementationSpecific":  # no ':' path; /v1/kv a string prefix
         expected = {p for p in API_PATHS if not p[0].startswith("/v1/kv")}
         expected |= {("/v1/kv", "ImplementationSpecific", "cache")}
+    if effective_values(rendered)["apiDocs"]["enabled"]:
+        expected |= DOCS_PATHS
     assert got == expected
     for p in rule["http"]["paths"]:
         assert "metrics" not in p["path"]
@@ -619,7 +647,23 @@ def test_ingress_without_colon_paths(render: RenderFn) -> None:
     paths = {(p["path"], p["pathType"]) for p in ing["spec"]["rules"][0]["http"]["paths"]}
     assert ("/v1/kv", "ImplementationSpecific") in paths
     assert not [p for p, _ in paths if ":" in p]
-    assert {p for p, _ in paths} == {p for p, _, _ in API_PATHS if ":" not in p}
+    assert {p for p, _ in paths} == {p for p, _, _ in API_PATHS | DOCS_PATHS if ":" not in p}
+
+
+def test_api_docs_routed_and_served_unless_turned_off(render: RenderFn) -> None:
+    """apiDocs.enabled=false drops the /docs routes and tells each service not to serve them."""
+    on = ("ingress.enabled=true", "ingress.host=api.example.com")
+    for enabled, served in (("true", "true"), ("false", "false")):
+        r = render(None, sets=(*on, f"apiDocs.enabled={enabled}"))
+        (ing,) = r.kind("Ingress")
+        docs = {p["path"] for p in ing["spec"]["rules"][0]["http"]["paths"]} & {
+            p for p, _, _ in DOCS_PATHS
+        }
+        assert docs == ({p for p, _, _ in DOCS_PATHS} if enabled == "true" else set())
+        for component, prefix in (("critical", "CRITICAL"), ("ml", "ML"), ("cache", "CACHE")):
+            config = r.get("ConfigMap", f"strata-{component}")["data"]
+            assert config[f"STRATA_{prefix}_API_DOCS"] == served
+            assert config[f"STRATA_{prefix}_GZIP_MIN_BYTES"] == "1024"
 
 
 def test_ingress_tls(render: RenderFn) -> None:

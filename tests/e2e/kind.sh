@@ -147,9 +147,13 @@ build_busybox() { # a one-binary image for the proofs' helper pods, from busybox
 
 # ------------------------------------------------------------------------------------------
 log "e2e-kind: mode $MODE, cluster $CLUSTER, Strata images tagged $TAG"
+# The Debian packages (tests/e2e/packages.sh): installed as root; otherwise the run stops
+# naming the missing ones. The node image build needs root in any case.
 if [[ $MODE == build ]]; then
-    [[ $(id -u) == 0 ]] || die "building the node image needs root (apt, debootstrap, dockerd)"
     step "host: Debian packages" bash "$KD/host.sh" packages
+    [[ $(id -u) == 0 ]] || die "building the node image needs root (apt, debootstrap, dockerd)"
+else
+    step "host: Debian packages" bash "$ROOT/tests/e2e/packages.sh" docker.io:dockerd
 fi
 step "host: Docker engine" bash "$ROOT/tests/e2e/docker/dockerd.sh"
 [[ -x $PY ]] || die ".venv is missing: run make venv"

@@ -28,6 +28,7 @@ import redis
 
 from services.devstack.postgres import PostgresServer
 from services.devstack.redis import RedisServer
+from tests.support.testca import TestCa, make_ca
 
 REDIS_PASSWORD = "strata-test-redis"
 
@@ -67,5 +68,34 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
         return
     server = RedisServer(password=REDIS_PASSWORD).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
+    """A CA made for this session: it issues the TLS servers' certificates."""
+    return make_ca(tmp_path_factory.mktemp("test-ca"))
+
+
+@pytest.fixture(scope="session")
+def wrong_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
+    """Another CA, which signed nothing the servers hold: trusting it must fail closed."""
+    return make_ca(tmp_path_factory.mktemp("wrong-ca"), "Strata wrong CA")
+
+
+@pytest.fixture(scope="session")
+def postgres_tls_server(test_ca: TestCa) -> Iterator[PostgresServer]:
+    """A PostgreSQL with ``ssl=on`` and a certificate from :func:`test_ca` for the loopback
+    names; shared by the critical and ml TLS modules (each makes its own database)."""
+    server = PostgresServer(tls=test_ca.issue("postgresql")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_tls_server(test_ca: TestCa) -> Iterator[RedisServer]:
+    """A redis-server serving TLS only (``tls-port``), certificate from :func:`test_ca`."""
+    server = RedisServer(password=REDIS_PASSWORD, tls=test_ca.issue("redis")).start()
     yield server
     server.stop()

@@ -53,3 +53,14 @@ def module_database(
         yield name
     finally:
         drop_database(pg, name)
+
+
+def tls_backends(pg: PostgresServer, database: str, service: str) -> tuple[int, int]:
+    """(``service``'s connections to ``database``, how many of them use TLS), per pg_stat_ssl."""
+    row = pg.psql(
+        "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a "
+        "JOIN pg_stat_ssl s USING (pid) "
+        f"WHERE a.datname = '{database}' AND a.application_name LIKE 'strata-{service}%'"
+    ).strip()
+    total, encrypted = row.split("|")
+    return int(total), int(encrypted)

@@ -79,6 +79,13 @@ class ServiceProcess:
         assert self.process is not None
         self.process.send_signal(sig)
 
+    def __enter__(self) -> ServiceProcess:
+        """``with ServiceProcess(...).start() as service:`` stops it on the way out."""
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait; SIGKILL the whole process group if it lingers. Returns the exit code."""
         if self.process is None:

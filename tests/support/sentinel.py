@@ -5,7 +5,9 @@ roles: ``redis-server <file> --sentinel`` is what Debian's ``redis-sentinel`` (a
 the same binary) does, so no extra package is needed. Passwords live in config files, as
 the chart does it. The settings mirror the chart's sentinel mode defaults (AOF
 ``everysec``, ``min-replicas-to-write 0``, no diskless-sync delay), with a short
-``down-after-milliseconds`` so failovers are quick.
+``down-after-milliseconds`` so failovers are quick. With ``tls`` the nodes serve TLS only
+(``tls-port``) and replicate over it, and the Sentinels reach them over TLS
+(``tls-replication``) while serving their own queries in plain text.
 Every wait is bounded polling on what Redis or Sentinel reports.
 """
 
@@ -24,6 +26,7 @@ import redis
 
 from services.devstack.ports import free_ports, wait_for_port
 from services.devstack.redis import find_redis_server, launch, quoted, terminate
+from services.devstack.tls import ServerTls
 
 MASTER_NAME = "mymaster"
 
@@ -54,10 +57,34 @@ def wait_until(
         time.sleep(every)
 
 
+def tls_files(tls: ServerTls) -> list[str]:
+    """The key pair and CA directives (clients need no certificate of their own)."""
+    return [
+        f"tls-cert-file {quoted(tls.cert_file)}",
+        f"tls-key-file {quoted(tls.key_file)}",
+        f"tls-ca-cert-file {quoted(tls.ca_file)}",
+        "tls-auth-clients no",
+    ]
+
+
+def tls_lines(tls: ServerTls, port: int) -> list[str]:
+    """A node serving TLS only on ``port`` and replicating over TLS."""
+    return ["port 0", f"tls-port {port}", *tls_files(tls), "tls-replication yes"]
+
+
 class Node:
     """One redis-server of the set; restartable on the same port and data directory."""
 
-    def __init__(self, binary: str, base: Path, index: int, password: str, port: int) -> None:
+    def __init__(
+        self,
+        binary: str,
+        base: Path,
+        index: int,
+        password: str,
+        port: int,
+        tls: ServerTls | None = None,
+    ) -> None:
+        self.tls = tls
         self.binary = binary
         self.port = port
         self.dir = base / f"node{index}"
@@ -69,7 +96,7 @@ class Node:
         """Start as master (``master_port`` None) or as a replica of 127.0.0.1:master_port."""
         lines = [
             "bind 127.0.0.1",
-            f"port {self.port}",
+            *(tls_lines(self.tls, self.port) if self.tls else [f"port {self.port}"]),
             f'dir "{self.dir}"',
             "appendonly yes",
             "appendfsync everysec",
@@ -93,6 +120,14 @@ class Node:
 
     def client(self) -> redis.Redis:
         """A short-timeout client of this node."""
+        if self.tls:
+            return redis.Redis(
+                port=self.port,
+                password=self.password,
+                socket_timeout=2,
+                ssl=True,
+                ssl_ca_certs=self.tls.ca_file,
+            )
         return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
 
     def kill(self) -> None:
@@ -126,7 +161,9 @@ class SentinelSet:
         down_after_ms: int = 1000,
         min_replicas: int = 0,
         max_lag: int = 10,
+        tls: ServerTls | None = None,
     ) -> None:
+        self.tls = tls
         self.binary = find_redis_server()
         self.base = Path(tempfile.mkdtemp(prefix="strata-sentinel-"))
         self.password = password
@@ -137,7 +174,8 @@ class SentinelSet:
         # All six ports at once, so that no two servers are handed the same one.
         *node_ports, s0, s1, s2 = free_ports(replicas + 1 + 3)
         self.nodes = [
-            Node(self.binary, self.base, i, password, port) for i, port in enumerate(node_ports)
+            Node(self.binary, self.base, i, password, port, tls)
+            for i, port in enumerate(node_ports)
         ]
         self.sentinel_ports = [s0, s1, s2]
         self.sentinels: list[subprocess.Popen[bytes]] = []
@@ -170,6 +208,8 @@ class SentinelSet:
             f"sentinel failover-timeout {MASTER_NAME} 10000",
             f"sentinel parallel-syncs {MASTER_NAME} 1",
         ]
+        if self.tls:  # Sentinel's own port stays plain; it reaches the nodes over TLS
+            lines += [*tls_files(self.tls), "tls-replication yes"]
         if self.sentinel_password:  # "" = Sentinels without a password
             lines.append(f"requirepass {quoted(self.sentinel_password)}")
         if self.password:

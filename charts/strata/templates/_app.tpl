@@ -220,6 +220,22 @@ spec:
 {{- with .root.Values.corsAllowedOrigins }}
 {{ $p }}CORS_ALLOWED_ORIGINS: {{ . | quote }}
 {{- end }}
+{{ $p }}API_DOCS: {{ .root.Values.apiDocs.enabled | quote }}
+{{ $p }}GZIP_MIN_BYTES: {{ .root.Values.compression.minBytes | int64 | quote }}
+{{ $p }}GZIP_LEVEL: {{ .root.Values.compression.level | int64 | quote }}
+{{- with .root.Values.tracing }}
+{{- if .enabled }}
+{{- /* The standard OTel variables, read by the SDK itself (docs/configuration.md, "Tracing"). */}}
+OTEL_TRACES_EXPORTER: "otlp"
+OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf"
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ required "tracing.endpoint is required with tracing.enabled" .endpoint | quote }}
+OTEL_SERVICE_NAME: {{ printf "%s-%s" (include "strata.fullname" $.root) $.component | quote }}
+OTEL_TRACES_SAMPLER: {{ .sampler | quote }}
+{{- with .samplerArg }}
+OTEL_TRACES_SAMPLER_ARG: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 PROMETHEUS_MULTIPROC_DIR: "/tmp/prometheus"
 {{- end -}}
 

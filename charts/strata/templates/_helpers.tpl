@@ -237,7 +237,8 @@ URL. Whatever key material a service gets is in a Secret of its own, mounted onl
 
 {{- define "strata.redis.url" -}}
 {{- if .Values.redis.enabled -}}
-{{- printf "redis://%s:6379/0" (include "strata.componentName" (dict "root" . "component" "redis")) -}}
+{{- $scheme := ternary "rediss" "redis" (and .Values.redis.tls.server.enabled (eq .Values.redis.mode "standalone")) -}}
+{{- printf "%s://%s:6379/0" $scheme (include "strata.componentName" (dict "root" . "component" "redis")) -}}
 {{- else -}}
 {{- .Values.redis.external.url -}}
 {{- end -}}
@@ -277,8 +278,9 @@ The API routes of API.md, shared by the Ingress and the HTTPRoutes so both publi
 paths: a JSON list of {path, type, component, port}, type Prefix or Exact (Ingress pathType
 names; Prefix matches per path element, so /v1/kv does not cover /v1/kv:mget and the batch
 endpoints need Exact), or ImplementationSpecific for /v1/kv when batchPathType says so (the
-ingress-nginx fallback, Ingress only: ingress.batchPathType). /metrics, /livez, /readyz and
-/openapi.json are never routed. Call with (dict "root" $ "batchPathType" "Exact").
+ingress-nginx fallback, Ingress only: ingress.batchPathType), and with apiDocs.enabled each service's
+/docs/<service> (its reference and a copy of its /openapi.json). /metrics, /livez, /readyz and
+the root /openapi.json are never routed. Call with (dict "root" $ "batchPathType" "Exact").
 */}}
 {{- define "strata.apiRoutes" -}}
 {{- $v := .root.Values -}}
@@ -298,6 +300,13 @@ ingress-nginx fallback, Ingress only: ingress.batchPathType). /metrics, /livez, 
 {{- $routes = append $routes (dict "path" "/v1/kv" "type" "ImplementationSpecific" "component" "cache" "port" $cache) -}}
 {{- end -}}
 {{- $routes = append $routes (dict "path" "/v1/counters" "type" "Prefix" "component" "cache" "port" $cache) -}}
+{{- if $v.apiDocs.enabled -}}
+{{- /* Each service's reference and its openapi.json live under /docs/<service>/ (relative links). */ -}}
+{{- $routes = concat $routes (list
+  (dict "path" "/docs/critical" "type" "Prefix" "component" "critical" "port" $critical)
+  (dict "path" "/docs/ml" "type" "Prefix" "component" "ml" "port" $v.ml.service.port)
+  (dict "path" "/docs/cache" "type" "Prefix" "component" "cache" "port" $cache)) -}}
+{{- end -}}
 {{- toJson $routes -}}
 {{- end -}}
 

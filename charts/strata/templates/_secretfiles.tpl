@@ -43,7 +43,8 @@ with the list. */}}
 {{/*
 One projected volume per container with only the keys that container needs. Mode 0440
 (288): owner root, group the pod's fsGroup, no world access. Call with
-(dict "name" <volume> "files" <list>).
+(dict "name" <volume> "files" <list>). An entry with .configMap instead of .secret is taken
+from that ConfigMap (a CA bundle, which is no secret: strata.tls.caFile).
 */}}
 {{- define "strata.secretFiles.volume" -}}
 - name: {{ .name }}
@@ -51,8 +52,13 @@ One projected volume per container with only the keys that container needs. Mode
     defaultMode: 288
     sources:
       {{- range .files }}
+      {{- if .configMap }}
+      - configMap:
+          name: {{ .configMap }}
+      {{- else }}
       - secret:
           name: {{ .secret }}
+      {{- end }}
           items:
             - key: {{ .key }}
               path: {{ .path }}

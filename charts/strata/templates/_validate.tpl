@@ -5,6 +5,7 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- $errors := list -}}
 {{- $v := .Values -}}
 {{- $errors = concat $errors (include "strata.validateAuth" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "strata.validateTls" . | fromJsonArray) -}}
 {{- if not $v.postgresqlCritical.enabled -}}
 {{- if not $v.postgresqlCritical.external.host -}}
 {{- $errors = append $errors "postgresqlCritical.enabled=false needs postgresqlCritical.external.host" -}}
@@ -29,9 +30,6 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- end -}}
 {{- if and (not $v.redis.enabled) (not $v.redis.external.url) (not $v.redis.external.sentinels) -}}
 {{- $errors = append $errors "redis.enabled=false needs redis.external.url (or redis.external.sentinels)" -}}
-{{- end -}}
-{{- if and (not $v.redis.enabled) $v.redis.external.sentinels (hasPrefix "rediss://" ($v.redis.external.url | default "")) -}}
-{{- $errors = append $errors "redis.external.sentinels works with a redis:// URL only (the cache does not support TLS with Sentinel yet)" -}}
 {{- end -}}
 {{- if and (include "strata.redis.sentinelAuth" .) (not $v.redis.enabled) (not $v.redis.auth.existingSecret) (not $v.redis.auth.sentinelPassword) -}}
 {{- $errors = append $errors "external Sentinels with auth.sentinelEnabled need redis.auth.sentinelPassword or redis.auth.existingSecret (or auth.sentinelEnabled=false)" -}}

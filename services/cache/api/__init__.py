@@ -30,9 +30,11 @@ def settings_of(request: Request) -> CacheSettings:
     return settings
 
 
-def json_bytes(body: bytes, status: int = 200) -> HTTPResponse:
+def json_bytes(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> HTTPResponse:
     """A response from already-encoded JSON (values are spliced in as stored, not re-encoded)."""
-    return HTTPResponse(body, status=status, content_type=_JSON)
+    return HTTPResponse(body, status=status, headers=headers, content_type=_JSON)
 
 
 def key_not_found() -> Problem:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 from sanic import HTTPResponse, Request
 
@@ -26,12 +28,24 @@ from services.common.sanic_routes import query
 from services.common.sanic_support import json
 
 routes = Routes()
+ETAG = {
+    "ETag": {
+        "schema": {"type": "string"},
+        "description": 'weak, of the stored value (W/"…"): If-None-Match on GET answers 304',
+    }
+}
 _IF_NONE_MATCH = Param(
     "If-None-Match",
     "header",
     {"type": "string", "enum": ["*"]},
     description="`*` stores only when the key is absent (412 key-exists otherwise)",
 )
+
+
+def _etag(value: bytes) -> dict[str, str]:
+    # Weak: it names the value, not the answer, whose ttl counts down; a 304 says the
+    # value is unchanged (docs/api.md, "Conditional requests").
+    return {"ETag": 'W/"' + hashlib.blake2b(value, digest_size=12).hexdigest() + '"'}
 
 
 def _entry(key: str, value: bytes, ttl: int | None) -> bytes:
@@ -41,7 +55,7 @@ def _entry(key: str, value: bytes, ttl: int | None) -> bytes:
 
 
 @routes("GET", "/v1/kv/{key}", "Read a value and its remaining TTL", scopes=(READ,),
-        response=Entry, errors=(404, *STORE), params=(KEY,))  # fmt: skip
+        response=Entry, headers=ETAG, errors=(404, *STORE), params=(KEY,))  # fmt: skip
 async def get_value(request: Request, key: str) -> HTTPResponse:
     """The value and its remaining TTL, or 404 ``key-not-found``."""
     query(request)
@@ -49,11 +63,12 @@ async def get_value(request: Request, key: str) -> HTTPResponse:
     found = await store_of(request).get(key)
     if found is None:
         raise key_not_found()
-    return json_bytes(_entry(key, *found))
+    value, ttl = found
+    return json_bytes(_entry(key, value, ttl), headers=_etag(value))
 
 
 @routes("PUT", "/v1/kv/{key}", "Store a value (optionally only if absent)", scopes=(WRITE,),
-        response=Entry, errors=(400, 412, 413, 415, *STORE),
+        response=Entry, headers=ETAG, errors=(400, 412, 413, 415, *STORE),
         params=(KEY, _IF_NONE_MATCH))  # fmt: skip
 async def put_value(request: Request, key: str, body: Body[PutValue]) -> HTTPResponse:
     """Store a value; with ``If-None-Match: *`` only when absent (else 412 ``key-exists``)."""
@@ -65,7 +80,7 @@ async def put_value(request: Request, key: str, body: Body[PutValue]) -> HTTPRes
     stored = await store_of(request).put(key, encoded, fields.ttl, only_if_absent=only_if_absent)
     if not stored:
         raise Problem(412, "key-exists", "a value is already stored under this key")
-    return json_bytes(_entry(key, encoded, fields.ttl))
+    return json_bytes(_entry(key, encoded, fields.ttl), headers=_etag(encoded))
 
 
 @routes("DELETE", "/v1/kv/{key}", "Delete a value", scopes=(WRITE,), status=204,

@@ -22,6 +22,12 @@ PROBLEMS: dict[type[errors.StoreError], Refusal] = {
         412, "version-mismatch", "If-Match names another version; ETag carries the current one"
     ),
     errors.StoreUnavailableError: Refusal(503, "store-unavailable"),
+    errors.SnapshotGoneError: Refusal(
+        410, "snapshot-expired", "the export's snapshot is no longer held; take a new one"
+    ),
+    errors.ResumePointGoneError: Refusal(
+        409, "resume-point-gone", "the document to resume after is not in this snapshot"
+    ),
 }
 
 #: The problems raised by the handlers (and the shared code they call), not by the store.
@@ -31,6 +37,12 @@ RAISED: tuple[Refusal, ...] = (
         413,
         "payload-too-large",
         "the body, a bulk body (bytes or documents) or a document's data is over its limit",
+    ),
+    Refusal(400, "invalid-snapshot", "the snapshot token is not one this service issued"),
+    Refusal(
+        429,
+        "too-many-snapshots",
+        "the worker already holds as many snapshots as it may; retry after Retry-After seconds",
     ),
     Refusal(
         429,

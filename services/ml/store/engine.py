@@ -38,18 +38,25 @@ def _json_dumps(value: Any) -> str:
 
 
 def create_engine(
-    settings: MlDatabaseSettings, *, migration: bool = False, read: bool = False
+    settings: MlDatabaseSettings,
+    *,
+    migration: bool = False,
+    read: bool = False,
+    holders: int | None = None,
 ) -> AsyncEngine:
     """An engine whose every limit comes from settings (``migration``: as the owner role;
-    ``read``: to the replicas when configured)."""
+    ``read``: to the replicas when configured; ``holders``: a pool of that many
+    connections to the primary that hold exported snapshots, apart from the request pool)."""
     timeout_s = settings.statement_timeout_ms / 1000
     name = "strata-ml-migrate" if migration else "strata-ml-read" if read else "strata-ml"
+    if holders is not None:
+        name = "strata-ml-snapshot"
     return create_async_engine(
         settings.database_url(migration=migration, read=read),
         # Errors never quote bound parameters (document data): see store.redact.
         hide_parameters=True,
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
+        pool_size=settings.pool_size if holders is None else holders,
+        max_overflow=settings.max_overflow if holders is None else 0,
         pool_timeout=settings.pool_timeout,
         # No ping per checkout: asyncpg's ping is a transaction (three round trips per
         # request). A connection a restart broke fails its first statement instead: SQLAlchemy
@@ -61,6 +68,9 @@ def create_engine(
         json_deserializer=loads,
         connect_args={
             "timeout": settings.connect_timeout,
+            # sslmode and CA bundle (services/common/dbtls.py): a context that verifies and
+            # never falls back to plain text from require up.
+            "ssl": settings.asyncpg_ssl(),
             # Client-side guard too: a hung (not refusing) server must not hang a request.
             "command_timeout": timeout_s + settings.connect_timeout,
             "server_settings": {
@@ -124,9 +134,16 @@ class Store:
     """Per-worker database access: created after the fork, disposed at shutdown."""
 
     def __init__(
-        self, settings: MlDatabaseSettings, on_pool_change: Callable[[int], None] | None = None
+        self,
+        settings: MlDatabaseSettings,
+        on_pool_change: Callable[[int], None] | None = None,
+        snapshot_holders: int = 1,
     ) -> None:
         self.engine = create_engine(settings)
+        # Held snapshots (sharded exports) keep a connection for minutes: their own small
+        # pool to the primary (a replica cannot import a primary's snapshot), so they never
+        # take the request pool's connections. It connects only when a snapshot is taken.
+        self.holders = create_engine(settings, holders=snapshot_holders)
         # Reads go to the replicas when configured (a second pool of the same size).
         self.reader = (
             create_engine(settings, read=True) if settings.read_database_host else self.engine
@@ -159,12 +176,15 @@ class Store:
             yield conn
 
     @asynccontextmanager
-    async def raw(self, *, read: bool = False) -> AsyncIterator[asyncpg.Connection]:
+    async def raw(
+        self, *, read: bool = False, holder: bool = False
+    ) -> AsyncIterator[asyncpg.Connection]:
         """The asyncpg connection under a pooled SQLAlchemy one (COPY, cursors).
 
         ``read``: a read-only use (list, count, sample, export) that may go to the replicas.
+        ``holder``: from the pool of snapshot holders (:attr:`holders`).
         """
-        engine = self.reader if read else self.engine
+        engine = self.holders if holder else self.reader if read else self.engine
         async with translate_errors(), engine.connect() as conn:
             fairy = await conn.get_raw_connection()
             pg: asyncpg.Connection = fairy.driver_connection
@@ -226,6 +246,7 @@ class Store:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        await self.holders.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
 

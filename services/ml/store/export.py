@@ -29,12 +29,12 @@ import orjson
 from services.ml.params import DocumentQuery
 from services.ml.store.query import (
     Args,
-    collection_id,
     next_rows,
     projection,
     where,
     within_budget,
 )
+from services.ml.store.snapshot import Imported, reading
 
 
 @dataclass(frozen=True)
@@ -194,9 +194,17 @@ class _Export:
 
 @asynccontextmanager
 async def export(
-    pg: asyncpg.Connection, name: str, q: DocumentQuery, budget: Budget, idle_timeout_ms: int
+    pg: asyncpg.Connection,
+    name: str,
+    q: DocumentQuery,
+    budget: Budget,
+    idle_timeout_ms: int,
+    *,
+    snapshot: Imported | None = None,
+    resume: str | None = None,
 ) -> AsyncIterator[AsyncIterator[bytes]]:
-    """Open one REPEATABLE READ snapshot and its cursor; yield the NDJSON chunks.
+    """Open one REPEATABLE READ snapshot (a held one when given) and its cursor; yield
+    the NDJSON chunks (after document ``resume`` when given).
 
     The collection lookup and the first fetch happen before the caller sends any header.
     ``idle_timeout_ms`` makes PostgreSQL end the session if the worker stops asking for
@@ -204,10 +212,7 @@ async def export(
     (normally, on error, or cancelled by a client that went away) stops the fetch in
     flight, closes the cursor and ends the transaction.
     """
-    async with pg.transaction(isolation="repeatable_read", readonly=True):
-        # SET does not take bind parameters; the value is an int from settings.
-        await pg.execute(f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_timeout_ms)}")
-        cid = await collection_id(pg, name)
+    async with reading(pg, name, q, idle_timeout_ms, snapshot=snapshot, resume=resume) as (cid, q):
         exporter = _Export(pg, name, cid, q, budget)
         try:
             await exporter.open()

@@ -75,6 +75,11 @@ def where(cid: int, q: DocumentQuery, args: Args) -> str:
     if q.after is not None:
         t, i = args.add(q.after[0], "timestamptz"), args.add(q.after[1], "text")
         conditions.append(f"(created_at, id) > ({t}, {i})")
+    if q.shard is not None:
+        # hashtext is PostgreSQL's own string hash: every shard of a snapshot is read on
+        # the same server, so all agree on it. The mask keeps it non-negative.
+        i, n = args.add(q.shard[0], "int"), args.add(q.shard[1], "int")
+        conditions.append(f"(hashtext(id) & 2147483647) % {n} = {i}")
     return " AND ".join(conditions)
 
 

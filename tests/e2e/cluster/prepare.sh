@@ -1,22 +1,17 @@
 #!/usr/bin/env bash
-# Prepare this host for the single-node cluster: Debian packages, Kubernetes v1.20.2 server
-# binaries built from Debian's `kubernetes` source package (cached under
+# Prepare this host for the single-node cluster: Debian packages (CLUSTER_PACKAGES in lib.sh,
+# through tests/e2e/packages.sh), Kubernetes v1.20.2 server binaries built from Debian's
+# `kubernetes` source package (cached under
 # $CACHE_ROOT/<source-version>/bin and reused), the pause image, and helm/kubectl.
 # Idempotent; a second run with a warm cache takes a few seconds.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES=(golang-1.19-go rsync etcd-server containerd runc containernetworking-plugins
-  dnsmasq-base conntrack openssl iptables iproute2 dpkg-dev gcc libc6-dev make unzip socat
-  ca-certificates procps util-linux busybox-static)
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 phase_start "prepare: apt packages"
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-need_update=0
+# The source package's deb-src line first: packages.sh runs apt-get update only when something
+# is missing, and a new deb-src line needs one of its own.
 if [ ! -e /etc/apt/sources.list.d/strata-k8s-src.sources ] && ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ \
    && ! grep -qs '^deb-src .* bookworm ' /etc/apt/sources.list; then
   cat >/etc/apt/sources.list.d/strata-k8s-src.sources <<'SRC'
@@ -26,23 +21,11 @@ Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  need_update=1
-fi
-[ -n "$(apt-cache showsrc "$K8S_SRC_PKG" 2>/dev/null | head -1)" ] || need_update=1
-if [ ${#missing[@]} -gt 0 ] || [ $need_update = 1 ]; then
   apt-get update -qq
 fi
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing: ${missing[*]}"
-  # Keep package maintainer scripts from starting etcd/containerd services on the host.
-  created_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || { [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; die "apt-get install failed"; }
-  [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-fi
+[ -n "$(apt-cache showsrc "$K8S_SRC_PKG" 2>/dev/null | head -1)" ] || apt-get update -qq
+# Installed with their services kept stopped (etcd, containerd, docker): the harness starts its own.
+bash "$REPO_ROOT/tests/e2e/packages.sh" "${CLUSTER_PACKAGES[@]}" || die "Debian packages missing (above)"
 phase_end ok
 
 VERSION="$(k8s_src_version)"

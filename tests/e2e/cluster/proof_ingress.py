@@ -196,10 +196,33 @@ def exercise(door: FrontDoor, tokens: dict[str, str], tag: str) -> str:
     incr = _expect(door.req("POST", f"/v1/counters/{tag}-c:incr", ca, json={"by": 3}), 200, "incr")
     assert incr["value"] == 3, f"counter after one incr by 3: {incr}"
 
-    for path in ("/metrics", "/readyz"):
+    etag = door.req("GET", f"/v1/kv/{tag}-k", ca).headers["etag"]
+    held = door.req("GET", f"/v1/kv/{tag}-k", ca, headers={"If-None-Match": etag})
+    assert held.status_code == 304, f"If-None-Match through {door.host}: {held.status_code}"
+    docs = reference_pages(door)
+
+    for path in ("/metrics", "/readyz", "/openapi.json"):
         r = door.req("GET", path, cr)
         assert r.status_code == 404, f"{path} is routed through {door.host}: {r.status_code}"
-    return f"{door.host}: transfer+replay, bulk {n} + export {len(rows)}, kv/mset/mget/incr ok"
+    return (
+        f"{door.host}: transfer+replay, bulk {n} + export {len(rows)}, kv/mset/mget/incr ok,"
+        f" 304 on If-None-Match, {docs}"
+    )
+
+
+def reference_pages(door: FrontDoor) -> str:
+    """Each service's /docs/<service>/ page, its openapi.json and Swagger UI, with no token."""
+    for service in ("critical", "ml", "cache"):
+        base = f"/docs/{service}/"
+        page = door.req("GET", base, headers={"Authorization": ""})
+        assert page.status_code == 200, f"{base} through {door.host}: {page.status_code}"
+        assert 'src="swagger-ui-bundle.js"' in page.text, f"{base} is not the reference page"
+        spec = _expect(door.req("GET", base + "openapi.json"), 200, f"{base}openapi.json")
+        assert spec["openapi"].startswith("3.") and spec["paths"], f"{base}openapi.json: {spec}"
+        bundle = door.req("GET", base + "swagger-ui-bundle.js", headers={"Accept-Encoding": "gzip"})
+        assert bundle.status_code == 200, f"{base}swagger-ui-bundle.js: {bundle.status_code}"
+        assert bundle.headers.get("content-encoding") == "gzip", "the bundle came uncompressed"
+    return "/docs/{critical,ml,cache}/ with openapi.json and Swagger UI"
 
 
 def _conditions_true(obj: dict[str, Any], *types: str) -> bool | str:

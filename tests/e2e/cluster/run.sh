@@ -57,8 +57,14 @@ step() { # name cmd...: run one top-level step; stop the run when it fails
   if ! "$@"; then log "step failed: $name"; rc=1; exit 1; fi
 }
 
-[ "$(id -u)" = 0 ] || { log "run as root (the harness configures the host network and runs the kubelet)"; rc=2; exit 2; }
+if [ "$(id -u)" != 0 ]; then
+  # Name what root would install (packages.sh prints the missing packages and the command).
+  bash "$REPO_ROOT/tests/e2e/packages.sh" "${CLUSTER_PACKAGES[@]}" || true
+  log "run as root (the harness installs those packages, configures the host network and runs the kubelet)"
+  trap - EXIT; rm -f "$PHASE_FILE"; exit 2  # nothing was set up: no teardown to run
+fi
 step prepare bash "$HERE/prepare.sh"
+step "Docker engine" bash "$REPO_ROOT/tests/e2e/docker/dockerd.sh"
 
 phase_start "images: tests/e2e/images.sh"
 if [ "${STRATA_E2E_SKIP_IMAGES:-0}" = 1 ]; then

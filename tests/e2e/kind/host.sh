@@ -21,24 +21,12 @@ DAEMON_JSON=${STRATA_DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
 # pkg-config: runc (cgo, static libseccomp) and pause (C); busybox-static: the proofs' helper
 # image; npm (below): the pinned helm; python3-venv: the proofs' venv; curl, jq, iptables: the host
 # side of the kind network.
-PACKAGES=(docker.io debootstrap gcc libc6-dev libseccomp-dev pkg-config busybox-static
+PACKAGES=(docker.io:dockerd debootstrap gcc libc6-dev libseccomp-dev pkg-config busybox-static
     python3-venv ca-certificates curl jq iptables git)
 
-packages() {
-    local missing=() p
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
+packages() { # tests/e2e/packages.sh: installs as root, names the missing ones otherwise
     # Debian's npm only where there is none (a NodeSource nodejs brings its own and conflicts)
-    command -v npm >/dev/null || missing+=(npm)
-    if ((${#missing[@]})); then
-        log "host: installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        log "host: the ${#PACKAGES[@]} Debian packages are installed"
-    fi
+    bash "$REPO_ROOT/tests/e2e/packages.sh" "${PACKAGES[@]}" npm:npm || return
     [[ -x /usr/local/go/bin/go ]] || command -v go >/dev/null ||
         die "Go is not installed (the CI machines have it at /usr/local/go)"
 }

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -181,17 +182,22 @@ BIG_ROWS = 200_000
 BIG_NAME = "big-export"
 
 
-async def copy_documents(env: dict[str, str], name: str, rows: int, pad: int = 400) -> None:
-    """Create collection ``name`` and load ``rows`` documents with COPY (ids d0000000, ...)."""
+async def connect(env: dict[str, str]) -> Any:
+    """A raw asyncpg connection as the service's role, to the database ``env`` names."""
     import asyncpg  # type: ignore[import-untyped]
 
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=env["STRATA_ML_DATABASE_HOST"],
         port=int(env["STRATA_ML_DATABASE_PORT"]),
         user=env["STRATA_ML_DATABASE_USER"],
         password=env["STRATA_ML_DATABASE_PASSWORD"],
         database=env["STRATA_ML_DATABASE_NAME"],
     )
+
+
+async def copy_documents(env: dict[str, str], name: str, rows: int, pad: int = 400) -> None:
+    """Create collection ``name`` and load ``rows`` documents with COPY (ids d0000000, ...)."""
+    conn = await connect(env)
     try:
         cid = await conn.fetchval(
             "INSERT INTO ml_collections (name) VALUES ($1) RETURNING id", name

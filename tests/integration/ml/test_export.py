@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import httpx
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from services.devstack.postgres import PostgresServer
@@ -16,8 +19,9 @@ pytestmark = pytest.mark.integration
 RSS_GROWTH_LIMIT = 64 * 1024 * 1024  # the export is ~110 MB; buffering it would blow this
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
 def test_export_is_complete_ordered_and_memory_bounded(
-    ml_service: ServiceProcess, client: httpx.Client, big_collection: str
+    ml_service: ServiceProcess, client: httpx.Client, big_collection: str, encoding: str
 ) -> None:
     # Warm both workers' code paths so the baseline is not pre-import memory.
     for _ in range(4):
@@ -26,9 +30,14 @@ def test_export_is_complete_ordered_and_memory_bounded(
     sampler.start()
     count, previous = 0, ("", "")
     try:
-        with client.stream("GET", f"/v1/collections/{big_collection}/export") as response:
+        with client.stream(
+            "GET",
+            f"/v1/collections/{big_collection}/export",
+            headers={"Accept-Encoding": encoding},
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("application/x-ndjson")
+            assert response.headers.get("content-encoding", "identity") == encoding
             for line in response.iter_lines():
                 if not line:
                     continue
@@ -44,6 +53,33 @@ def test_export_is_complete_ordered_and_memory_bounded(
         sampler.join()
     assert count == BIG_ROWS
     assert previous[1] == f"d{BIG_ROWS - 1:07d}"
+    assert sampler.growth() < RSS_GROWTH_LIMIT, f"worker RSS grew by {sampler.growth()} bytes"
+
+
+def test_parquet_export_is_complete_and_memory_bounded(
+    ml_service: ServiceProcess, client: httpx.Client, big_collection: str
+) -> None:
+    """200,000 rows in row groups (of 16,384 rows or 4 MiB): read back with pyarrow, RSS flat."""
+    path = f"/v1/collections/{big_collection}/export"
+    client.get(path, params={"format": "parquet", "filter": '{"i": 1}', "fields": "i"})
+    body = bytearray()
+    with (
+        RssSampler(ml_service) as sampler,
+        client.stream(
+            "GET", path, params={"format": "parquet", "fields": "i,group,pad"}
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/vnd.apache.parquet"
+        for chunk in response.iter_bytes():
+            body += chunk
+    file = pq.ParquetFile(io.BytesIO(bytes(body)))
+    assert file.metadata.num_rows == BIG_ROWS
+    assert file.metadata.num_row_groups >= 4
+    table = file.read(columns=["id", "data.i", "data.group"])
+    assert table.schema.field("data.i").type == pa.int64()
+    assert table.column("data.i").to_pylist() == list(range(BIG_ROWS))
+    assert table.column("id")[BIG_ROWS - 1].as_py() == f"d{BIG_ROWS - 1:07d}"
     assert sampler.growth() < RSS_GROWTH_LIMIT, f"worker RSS grew by {sampler.growth()} bytes"
 
 
@@ -83,8 +119,12 @@ def test_disconnect_leaves_no_open_transaction(
     big_collection: str,
 ) -> None:
     assert open_transactions(postgres_server, ml_database) == 0
+    # identity: a gzip export (httpx's default) of this filler is small enough to be sent
+    # whole, its transaction over, before the check below.
     client = httpx.Client(
-        base_url=ml_service.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=ml_service.base_url,
+        headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
+        timeout=30,
     )
     response = client.send(
         client.build_request("GET", f"/v1/collections/{big_collection}/export"), stream=True

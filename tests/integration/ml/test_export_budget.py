@@ -54,8 +54,12 @@ class SlowReader(threading.Thread):
 
     def __init__(self, base_url: str, token: str, path: str) -> None:
         super().__init__(daemon=True)
+        # identity: httpx asks for gzip by default, and the export of this filler compresses
+        # so well that it would fit in the socket buffers and never hold its slot.
         self.client = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
+            timeout=60,
         )
         self.path = path
         self.status: int | None = None

@@ -23,7 +23,9 @@ def test_sigterm_drains_an_export_in_flight(
 ) -> None:
     env = {**ml_db, "STRATA_ML_DRAIN_SECONDS": "2"}
     service = ServiceProcess("ml", env, tmp_path, workers=2).start()
-    headers = {"Authorization": f"Bearer {token}"}
+    # identity: gzip (httpx's default) would shrink the export enough to be sent before
+    # the signal, and the drain would have nothing in flight to wait for.
+    headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
     try:
         with (
             httpx.Client(base_url=service.base_url, headers=headers, timeout=60) as client,

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.integration.ml.conftest import slug
+from tests.integration.ml.conftest import connect, slug
 
 pytestmark = pytest.mark.integration
 MERGE = {"content-type": "application/merge-patch+json"}
@@ -181,15 +181,7 @@ def test_documents_stored_before_the_limit_are_still_served(
 
 
 async def _insert_raw(env: dict[str, str], name: str, doc_id: str, data: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(
-        host=env["STRATA_ML_DATABASE_HOST"],
-        port=int(env["STRATA_ML_DATABASE_PORT"]),
-        user=env["STRATA_ML_DATABASE_USER"],
-        password=env["STRATA_ML_DATABASE_PASSWORD"],
-        database=env["STRATA_ML_DATABASE_NAME"],
-    )
+    conn = await connect(env)
     try:
         await conn.execute(
             "INSERT INTO ml_documents (collection_id, id, data) "

@@ -100,6 +100,7 @@ def test_openapi_covers_every_route(new_client: ClientFactory) -> None:
         "/v1/collections/{name}/documents:count": {"get"},
         "/v1/collections/{name}/documents:sample": {"get"},
         "/v1/collections/{name}/export": {"get"},
+        "/v1/collections/{name}/export:snapshot": {"post"},
     }
     assert {path: set(ops) for path, ops in paths.items()} == expected
     bulk = paths["/v1/collections/{name}/documents:bulk"]["post"]

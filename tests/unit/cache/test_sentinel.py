@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    SentinelConnectionPool,
+    SentinelManagedSSLConnection,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.cache.errors import StoreUnavailableError
@@ -59,17 +63,35 @@ def test_ipv6_sentinel_address() -> None:
     assert parse_address("[::1]:26379") == ("::1", 26379)
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"redis_url": "rediss://x:6379/0"},
-        {"redis_url": "unix:///tmp/redis.sock"},
-        {"redis_tls_ca_file": "/etc/ca.pem"},
-    ],
-)
-def test_sentinel_mode_refuses_tls_and_unix_sockets(extra: dict[str, object]) -> None:
-    with pytest.raises(ValidationError, match="not supported with Sentinel"):
-        sentinel_settings(**extra)
+def test_sentinel_mode_refuses_unix_sockets() -> None:
+    with pytest.raises(ValidationError, match="not unix://"):
+        sentinel_settings(redis_url="unix:///tmp/redis.sock")
+
+
+def test_rediss_master_connections_use_tls_in_sentinel_mode(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    settings = sentinel_settings(redis_url="rediss://x:6379/2", redis_tls_ca_file=str(ca))
+    options = pool_options(settings)
+    assert options["ssl"] is True
+    assert "connection_class" not in options  # the URL's SSLConnection would drop Sentinel's
+    assert options["ssl_ca_certs"] == str(ca)
+    # Connections go to resolved IPs: the chain is verified, the name cannot be.
+    assert options["ssl_check_hostname"] is False
+    follower = MasterFollower(settings, Metrics("cache"))
+    assert follower.pool.connection_class is SentinelManagedSSLConnection
+    assert follower.pool.connection_kwargs["ssl_ca_certs"] == str(ca)
+    # The Sentinels themselves stay plain unless redis_sentinel_tls says otherwise.
+    assert "ssl" not in settings.sentinel_options()
+
+
+def test_sentinels_over_tls_share_the_ca(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    settings = sentinel_settings(redis_sentinel_tls=True, redis_tls_ca_file=str(ca))
+    options = settings.sentinel_options()
+    assert (options["ssl"], options["ssl_ca_certs"]) == (True, str(ca))
+    assert "ssl" not in pool_options(settings)  # redis:// data connections stay plain
 
 
 def test_master_pool_takes_the_urls_database_and_credentials_not_its_host() -> None:

@@ -79,10 +79,50 @@ def test_url_credentials_are_used_when_no_variable_is_set() -> None:
     assert make_pool(settings).connection_kwargs["password"] == "pw"
 
 
-def test_rediss_uses_tls_with_an_optional_ca_file() -> None:
+def test_rediss_uses_tls_with_an_optional_ca_file(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
     settings = CacheSettings(
-        environment="development", redis_url="rediss://h:6379/0", redis_tls_ca_file="/ca.pem"
+        environment="development", redis_url="rediss://h:6379/0", redis_tls_ca_file=str(ca)
     )
     pool = make_pool(settings)
     assert pool.connection_class is SSLConnection
-    assert pool.connection_kwargs["ssl_ca_certs"] == "/ca.pem"
+    assert pool.connection_kwargs["ssl_ca_certs"] == str(ca)
+    assert "ssl_check_hostname" not in pool.connection_kwargs  # redis-py's default: checked
+
+
+def test_tls_files_need_a_rediss_url(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    # With redis:// the CA would be ignored (and redis-py's plain connection refuses it).
+    with pytest.raises(ValidationError, match="need TLS"):
+        CacheSettings(environment="development", redis_tls_ca_file=str(ca))
+
+
+def test_tls_files_must_be_readable_and_pairs_complete(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="cannot read"):
+        CacheSettings(
+            environment="development",
+            redis_url="rediss://h:6379/0",
+            redis_tls_ca_file=str(tmp_path / "missing.pem"),
+        )
+    cert = tmp_path / "client.crt"
+    cert.write_text("pem")
+    with pytest.raises(ValidationError, match="go together"):
+        CacheSettings(
+            environment="development", redis_url="rediss://h:6379/0", redis_tls_cert_file=str(cert)
+        )
+
+
+def test_client_certificate_reaches_the_pool(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    cert.write_text("pem")
+    key.write_text("pem")
+    settings = CacheSettings(
+        environment="development",
+        redis_url="rediss://h:6379/0",
+        redis_tls_cert_file=str(cert),
+        redis_tls_key_file=str(key),
+    )
+    kwargs = make_pool(settings).connection_kwargs
+    assert (kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == (str(cert), str(key))

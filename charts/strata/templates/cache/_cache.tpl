@@ -13,4 +13,6 @@
   key: {{ .root.Values.redis.auth.secretKeys.sentinelPasswordKey }}
   path: sentinel-password
 {{- end }}
+{{- $redis := .root.Values.redis }}
+{{ include "strata.tls.caFile" (dict "values" $redis "bundled" $redis.enabled "env" "STRATA_CACHE_REDIS_TLS_CA_FILE" "path" "redis-ca.crt") }}
 {{- end -}}

@@ -2,6 +2,13 @@
 {{- define "strata.ml.secretFiles" -}}
 {{ include "strata.app.jwtSecretFile" . }}
 {{ include "strata.ml.databasePasswordFile" . }}
+{{ include "strata.ml.caFile" . }}
+{{- end -}}
+
+{{/* The CA bundle ml verifies PostgreSQL with (strata.tls.caFile), "" when none. */}}
+{{- define "strata.ml.caFile" -}}
+{{- $db := .root.Values.postgresqlMl -}}
+{{- include "strata.tls.caFile" (dict "values" $db "bundled" $db.enabled "env" "STRATA_ML_DATABASE_SSLROOTCERT" "path" "database-ca.crt") -}}
 {{- end -}}
 
 {{- define "strata.ml.databasePasswordFile" -}}
@@ -21,4 +28,5 @@ runtime role's password, so it gets both database passwords and no JWT key.
   secret: {{ include "strata.postgresqlMl.secretName" .root }}
   key: {{ .root.Values.postgresqlMl.auth.secretKeys.passwordKey }}
   path: migration-password
+{{ include "strata.ml.caFile" . }}
 {{- end -}}

@@ -154,6 +154,14 @@ data:
       {{- end }}
       parameters:
         unix_socket_directories: /var/run/postgresql
+        {{- if .values.tls.server.enabled }}
+        # TLS with the key pair of tls.server.existingSecret. Plain connections are still
+        # accepted (pg_hba host lines): the clients choose with sslmode; replicas (libpq's
+        # prefer) replicate over TLS.
+        ssl: "on"
+        ssl_cert_file: {{ include "strata.tls.serverDir" nil }}/tls.crt
+        ssl_key_file: {{ include "strata.tls.serverDir" nil }}/tls.key
+        {{- end }}
         {{- if $backup }}
         # Continuous archiving: the primary pushes every WAL segment to the repository
         # (replicas do not archive; a promoted one starts at its promotion).
@@ -587,6 +595,9 @@ spec:
               mountPath: /etc/patroni
               readOnly: true
             {{- include "strata.secretFiles.mount" "secrets" | nindent 12 }}
+            {{- if $v.tls.server.enabled }}
+            {{- include "strata.tls.serverMount" nil | nindent 12 }}
+            {{- end }}
             {{- include "strata.postgresql.pgbackrestMounts" . | nindent 12 }}
         {{- if $backup }}
         {{- include "strata.postgresql.pgbackrestSidecar" . | nindent 8 }}
@@ -603,6 +614,9 @@ spec:
           configMap:
             name: {{ $name }}-patroni
         {{- include "strata.secretFiles.volume" (dict "name" "secrets" "files" $files) | nindent 8 }}
+        {{- if $v.tls.server.enabled }}
+        {{- include "strata.tls.serverVolume" $v | nindent 8 }}
+        {{- end }}
         {{- if $root.Values.metrics.postgresExporter.enabled }}
         {{- include "strata.secretFiles.volume" (dict "name" "exporter-secrets" "files" (include "strata.postgresql.exporterSecretFiles" . | fromYamlArray)) | nindent 8 }}
         {{- end }}

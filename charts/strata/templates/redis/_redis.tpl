@@ -148,7 +148,13 @@ and memory. redis_exporter reads a password file only in its JSON form ({"<addr>
 so the init container below writes one from the mounted Secret into a memory-backed volume:
 the password is in no environment variable and on no command line (the image may have no shell).
 */}}
-{{- define "strata.redis.exporterAddr" -}}redis://127.0.0.1:6379{{- end -}}
+{{- define "strata.redis.exporterAddr" -}}
+{{- if and .Values.redis.tls.server.enabled (eq .Values.redis.mode "standalone") -}}
+rediss://127.0.0.1:6379
+{{- else -}}
+redis://127.0.0.1:6379
+{{- end -}}
+{{- end -}}
 
 {{- define "strata.redis.exporterInit" -}}
 {{- $v := .Values.redis -}}
@@ -202,6 +208,12 @@ the password is in no environment variable and on no command line (the image may
       value: {{ include "strata.redis.exporterAddr" . | quote }}
     - name: REDIS_EXPORTER_WEB_LISTEN_ADDRESS
       value: {{ printf ":%d" (int $e.port) | quote }}
+    {{- if hasPrefix "rediss://" (include "strata.redis.exporterAddr" .) }}
+    # Its own pod's Redis over loopback: encrypted, the certificate (issued to the Service
+    # names, not 127.0.0.1) not checked.
+    - name: REDIS_EXPORTER_SKIP_TLS_VERIFICATION
+      value: "true"
+    {{- end }}
     {{- if $v.auth.enabled }}
     - name: REDIS_PASSWORD_FILE
       value: /run/redis-exporter/passwords.json
