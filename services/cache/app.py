@@ -71,10 +71,12 @@ def create_app(
     @app.before_server_start
     async def open_store(app: CacheApp) -> None:
         # One pool per worker, after the fork; registered after install() so metrics exist.
-        if app.ctx.tracing is not None:
-            tracing.instrument_redis(app.ctx.tracing)
         app.ctx.store = CacheStore(settings, app.ctx.metrics)
         await app.ctx.store.start()
+        await app.ctx.store.warm()
+        # Instrumented after the warm-up: start-up calls, like readiness pings, get no span.
+        if app.ctx.tracing is not None:
+            tracing.instrument_redis(app.ctx.tracing)
 
     @app.after_server_stop
     async def close_store(app: CacheApp) -> None:

@@ -16,6 +16,7 @@ sentinel.py): same request path and bounds, no retries, and a failure wakes the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from time import perf_counter
 from typing import Any, Final
@@ -43,6 +44,8 @@ from services.cache.errors import CounterOverflowError, StoreUnavailableError
 from services.cache.sentinel import MasterFollower
 from services.cache.settings import CacheSettings
 from services.common.metrics import Metrics
+
+logger = logging.getLogger("strata.cache.store")
 
 KV_PREFIX: Final = "kv:"
 COUNTER_PREFIX: Final = "ctr:"
@@ -140,6 +143,20 @@ class CacheStore:
         """Sentinel mode: find the master and start following it (standalone: nothing)."""
         if self._follower is not None:
             await self._follower.start()
+
+    async def warm(self) -> None:
+        """Open one pooled connection before the worker takes requests.
+
+        Readiness pings from one worker at a time, so without this the other worker opened
+        its first connection for a client's request: on a node starved by a rollout, that
+        connect (a DNS lookup, TCP, AUTH) can outlast the connect timeout, and the request
+        answers 503. When Redis cannot be reached this logs a warning and returns: the
+        worker starts anyway, unready, and connects on demand once Redis is back.
+        """
+        try:
+            await self.ping()
+        except Exception as error:  # any failure: start unready, never refuse to start
+            logger.warning("store not reachable at start-up: %s", type(error).__name__)
 
     async def close(self) -> None:
         """Close every pooled connection (after the server stopped)."""

@@ -36,15 +36,13 @@ from services.common.compression import (
     Compressor,
     accepts_gzip,
     gzip_body,
-    gzip_headers,
     vary_merged,
-    vary_with,
 )
-from services.common.etag import not_modified
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps
 from services.common.metrics import Metrics, mark_worker_dead
 from services.common.observe import RequestObserver
+from services.common.outgoing import Action, Answer, Asked, plan
 from services.common.probes import PROBES, route_name
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
 from services.common.requestid import HEADER
@@ -250,25 +248,35 @@ def install(
 async def _outgoing(
     request: Request, response: BaseHTTPResponse, compressor: Compressor
 ) -> HTTPResponse | None:
-    """304 for a GET whose ETag the client holds; gzip for a large JSON body.
+    """Apply :func:`services.common.outgoing.plan` to ``response``.
 
     Returns the answer that replaces ``response`` (a 304), or None when ``response``
-    itself goes out (compressed in place when it qualifies). Streamed answers (the
-    export) pass untouched: they encode themselves.
+    itself goes out (compressed in place when the plan says so). Streamed answers (the
+    export) have no body here and pass untouched: they encode themselves.
     """
-    etag = response.headers.get("etag")
-    if not_modified(request.method, response.status, request.headers.get("if-none-match"), etag):
-        kept = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "vary")}
-        return HTTPResponse(status=304, headers=kept)
     body = response.body if isinstance(response, HTTPResponse) else None
     headers = response.headers
-    # Sanic keeps the media type beside the headers until it sends them.
-    content_type = response.content_type or headers.get("content-type")
-    if not body or not compressor.applies(content_type, headers.get("content-encoding"), len(body)):
-        return None
-    headers["Vary"] = vary_with(headers.get("vary"))  # also when this client gets identity
-    if accepts_gzip(request.headers.get("accept-encoding")):
-        headers.update(gzip_headers(etag))
+    decided = plan(
+        Asked(
+            request.method,
+            request.headers.get("if-none-match"),
+            request.headers.get("accept-encoding"),
+        ),
+        Answer(
+            response.status,
+            len(body) if body else None,
+            etag=headers.get("etag"),
+            # Sanic keeps the media type beside the headers until it sends them.
+            content_type=response.content_type or headers.get("content-type"),
+            content_encoding=headers.get("content-encoding"),
+            vary=headers.get("vary"),
+        ),
+        compressor,
+    )
+    if decided.action is Action.NOT_MODIFIED:
+        return HTTPResponse(status=304, headers=dict(decided.headers))
+    headers.update(decided.headers)
+    if body and decided.action is Action.GZIP:
         if len(body) >= OFFLOAD_BYTES:  # zlib frees the GIL: keep the loop serving
             response.body = await asyncio.to_thread(gzip_body, body, compressor.level)
         else:

@@ -22,19 +22,12 @@ from werkzeug.exceptions import (
 from services.common import apidocs, problems
 from services.common.auth import Principal, TokenVerifier, unauthorized
 from services.common.cache import CachingVerifier
-from services.common.compression import (
-    Compressor,
-    accepts_gzip,
-    gzip_body,
-    gzip_headers,
-    vary_merged,
-    vary_with,
-)
-from services.common.etag import not_modified
+from services.common.compression import Compressor, accepts_gzip, gzip_body, vary_merged
 from services.common.health import LIVE_BODY, Health
 from services.common.jsonbody import dumps, parse_json
 from services.common.metrics import Metrics
 from services.common.observe import RequestObserver
+from services.common.outgoing import Action, Answer, Asked, plan
 from services.common.probes import PROBES, route_name
 from services.common.problems import PROBLEM_CONTENT_TYPE, Problem
 from services.common.requestid import HEADER
@@ -149,27 +142,34 @@ def check_subject(subject: str) -> None:
 
 
 def _outgoing(response: Response, compressor: Compressor) -> Response:
-    """304 for a GET whose ETag the client holds; gzip for a large JSON body.
+    """Apply :func:`services.common.outgoing.plan` to ``response`` (the Flask side).
 
-    The Flask counterpart of ``sanic_support._outgoing``: the same rules from
-    ``services.common``. A streamed answer passes untouched.
+    The Flask counterpart of ``sanic_support._outgoing``. A streamed answer has no body
+    here and passes untouched (it may still become a 304).
     """
-    etag = response.headers.get("ETag")
-    held = request.headers.get("If-None-Match")
-    if not_modified(request.method, response.status_code, held, etag):
-        kept = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "vary")}
-        return Response(status=304, headers=kept)
-    if response.is_streamed or response.direct_passthrough:
-        return response
-    body = response.get_data()
+    streamed = response.is_streamed or response.direct_passthrough
+    body = None if streamed else response.get_data()
     headers = response.headers
-    if not body or not compressor.applies(
-        headers.get("Content-Type"), headers.get("Content-Encoding"), len(body)
-    ):
-        return response
-    headers["Vary"] = vary_with(headers.get("Vary"))  # also when this client gets identity
-    if accepts_gzip(request.headers.get("Accept-Encoding")):
-        headers.update(gzip_headers(etag))
+    decided = plan(
+        Asked(
+            request.method,
+            request.headers.get("If-None-Match"),
+            request.headers.get("Accept-Encoding"),
+        ),
+        Answer(
+            response.status_code,
+            len(body) if body else None,
+            etag=headers.get("ETag"),
+            content_type=headers.get("Content-Type"),
+            content_encoding=headers.get("Content-Encoding"),
+            vary=headers.get("Vary"),
+        ),
+        compressor,
+    )
+    if decided.action is Action.NOT_MODIFIED:
+        return Response(status=304, headers=dict(decided.headers))
+    headers.update(decided.headers)
+    if body and decided.action is Action.GZIP:
         response.set_data(gzip_body(body, compressor.level))
     return response
 

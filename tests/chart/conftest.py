@@ -177,4 +177,14 @@ def all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
+def projected_items(vol: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """path -> (kind, name, key) of a projected volume's items."""
+    out = {}
+    for src in vol["projected"]["sources"]:
+        kind = "secret" if "secret" in src else "configMap"
+        for item in src[kind]["items"]:
+            out[item["path"]] = (kind, src[kind]["name"], item["key"])
+    return out
+
+
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")

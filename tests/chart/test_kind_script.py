@@ -140,6 +140,8 @@ def test_cluster_config() -> None:
     (patch,) = cfg["containerdConfigPatches"]
     cri = tomllib.loads(patch)["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["restrict_oom_score_adj"] is True
+    # proof 17 (proof_oci.py) writes a hosts.toml for its registry there
+    assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"
 
 
 def render_like_kind(text: str, pod_subnet: str = "10.244.0.0/16") -> str:

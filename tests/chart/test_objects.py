@@ -508,7 +508,8 @@ def effective_values(r: Render) -> dict[str, Any]:
 
 
 def test_connection_budget_under_max_connections(rendered: Render) -> None:
-    """(replicas or HPA max) + surge, x workers x (pool_size + max_overflow) < max_connections."""
+    """(replicas or HPA max) + surge, x workers x (pool_size + max_overflow + held) <
+    max_connections, held being ml's export snapshot holders (outside the pool)."""
     values = effective_values(rendered)
     for svc, store in (("critical", "postgresql-critical"), ("ml", "postgresql-ml")):
         dep = rendered.get("Deployment", f"strata-{svc}")
@@ -523,6 +524,7 @@ def test_connection_budget_under_max_connections(rendered: Render) -> None:
         surge = dep["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
         workers = int(env[prefix + "WORKERS"])
         per_worker = int(env[prefix + "POOL_SIZE"]) + int(env[prefix + "MAX_OVERFLOW"])
+        per_worker += int(env.get(prefix + "EXPORT_SNAPSHOTS_MAX", 0))
         budget = (replicas + surge) * workers * per_worker
         sts = [
             s for s in rendered.kind("StatefulSet") if s["metadata"]["name"] == f"strata-{store}"
@@ -544,12 +546,16 @@ def test_connection_budget_under_max_connections(rendered: Render) -> None:
 def test_connection_budget_default_sums() -> None:
     """The sums the chart README documents."""
     v = load_values()
-    for svc, expected in (("critical", 30), ("ml", 30)):
+    for svc, expected in (("critical", 30), ("ml", 42)):
         s = v[svc]
         budget = (
             (s["replicaCount"] + s["rollingUpdate"]["maxSurge"])
             * s["workers"]
-            * (s["database"]["poolSize"] + s["database"]["maxOverflow"])
+            * (
+                s["database"]["poolSize"]
+                + s["database"]["maxOverflow"]
+                + s.get("exportSnapshotsMax", 0)
+            )
         )
         assert budget == expected
         assert f"| {svc} | {budget} |" in (CHART / "README.md").read_text().replace("`", "")

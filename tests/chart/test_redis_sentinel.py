@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +231,55 @@ def test_schema_refuses(helm: str, sets: tuple[str, ...]) -> None:
         args += ["--set", s]
     proc = run_helm(helm, *args)
     assert proc.returncode != 0 and "schema" in proc.stderr, proc.stderr
+
+
+def carried_over(script: str, old_conf: str, master: str, tmp: Path) -> list[str]:
+    """What the Sentinel's start script carries over from its previous ``sentinel.conf``:
+    the rendered fragment, run by ``sh`` and ``awk``."""
+    start = script.index('if [ -f "$conf" ]; then')
+    fragment = script[start : script.index("fi\n", start) + 3]
+    conf = tmp / "sentinel.conf"
+    conf.write_text(old_conf)
+    done = subprocess.run(
+        ["sh", "-c", f"set -eu\nconf={shlex.quote(str(conf))}\nmaster={shlex.quote(master)}\n"
+         + fragment],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def test_a_restarted_sentinel_never_knows_the_master_as_a_replica(
+    render: RenderFn, tmp_path: Path
+) -> None:
+    """The file of a pod that was master lists the others as its replicas. After a
+    failover the new master must not be carried over as a known replica: that Sentinel
+    then sent the master REPLICAOF itself (proof 15 on kind: writes refused, a second
+    failover)."""
+    script = containers(render(SENTINEL))["sentinel"]["command"][2]
+    old = "\n".join(
+        [
+            "sentinel myid 0123456789abcdef0123456789abcdef01234567",
+            "sentinel current-epoch 3",
+            f"sentinel monitor mymaster {PODS[0]} 6379 2",
+            "sentinel config-epoch mymaster 2",
+            "sentinel leader-epoch mymaster 3",
+            f"sentinel known-replica mymaster {PODS[1]} 6379",
+            f"sentinel known-replica mymaster {PODS[2]} 6379",
+            f"sentinel known-sentinel mymaster {PODS[1]} 26379 abcd",
+            "sentinel known-replica other-master 10.0.0.9 6379",
+            "port 26379",
+        ]
+    )
+    kept = carried_over(script, old + "\n", PODS[1], tmp_path)
+    assert kept == [
+        "sentinel myid 0123456789abcdef0123456789abcdef01234567",
+        "sentinel current-epoch 3",
+        "sentinel config-epoch mymaster 2",
+        "sentinel leader-epoch mymaster 3",
+        f"sentinel known-replica mymaster {PODS[2]} 6379",
+        f"sentinel known-sentinel mymaster {PODS[1]} 26379 abcd",
+    ]
+    # With the master unchanged every replica it knew is kept.
+    assert f"sentinel known-replica mymaster {PODS[1]} 6379" in carried_over(
+        script, old + "\n", PODS[0], tmp_path
+    )

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART, Render, RenderFn, all_containers, pod_spec, refusal
+from .conftest import (
+    CHART,
+    Render,
+    RenderFn,
+    all_containers,
+    pod_spec,
+    projected_items,
+    refusal,
+)
 
 TLS_VALUES = str(CHART / "ci" / "tls-values.yaml")
 MOUNT = "/var/run/secrets/strata"
@@ -30,12 +38,7 @@ def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
 def sources(spec: dict[str, Any], volume: str) -> dict[str, tuple[str, str, str]]:
     """path -> (kind, name, key) of a projected volume's items."""
     (vol,) = [v for v in spec["volumes"] if v["name"] == volume]
-    out = {}
-    for src in vol["projected"]["sources"]:
-        kind = "secret" if "secret" in src else "configMap"
-        for item in src[kind]["items"]:
-            out[item["path"]] = (kind, src[kind]["name"], item["key"])
-    return out
+    return projected_items(vol)
 
 
 def patroni_parameters(r: Render, tier: str) -> dict[str, Any]:
@@ -230,14 +233,6 @@ def test_the_services_accept_what_the_chart_renders(
             "postgresqlCritical.tls.server.enabled is for the bundled server",
         ),
         (["redis.tls.ca.existingSecret=a"], "redis.tls.ca needs TLS to Redis"),
-        (
-            [
-                "redis.mode=sentinel",
-                "redis.tls.server.enabled=true",
-                "redis.tls.server.existingSecret=s",
-            ],
-            "redis.tls.server.enabled works in standalone mode only",
-        ),
     ],
 )
 def test_validate_values_refuses(helm: str, sets: list[str], message: str) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from services.ml.settings import MlSettings
+
 from . import chart_docs
 from .conftest import CHART, load_values, refusal, run_helm
 
@@ -190,7 +192,16 @@ def test_schema_rejects_bad_values(helm: str, sets: list[str], message: str) -> 
             ["critical.autoscaling.enabled=true", "critical.autoscaling.maxReplicas=20"],
             "connection budget of critical is 210",
         ),
-        (["ml.workers=8", "ml.replicaCount=3"], "connection budget of ml is 160"),
+        # (3 + 1) x 8 x (5 + 0 + 2 snapshot holders)
+        (["ml.workers=8", "ml.replicaCount=3"], "connection budget of ml is 224"),
+        (
+            # (2 + 1) x 6 x 5 = 90 pooled connections fit the 100 - 10 exactly; the 2
+            # snapshot holders of each worker (36 more) do not.
+            ["ml.workers=6"],
+            "connection budget of ml is 126 ((replicas or autoscaling.maxReplicas) + "
+            "rollingUpdate.maxSurge) x workers x (poolSize + maxOverflow + "
+            "exportSnapshotsMax), over postgresqlMl.maxConnections - reservedConnections = 90",
+        ),
         (
             ["ml.exportMaxConcurrent=5"],
             "ml.exportMaxConcurrent must be below ml.database.poolSize + ml.database.maxOverflow",
@@ -219,6 +230,41 @@ def test_validate_values_fails_early_with_a_clear_message(
     assert proc.returncode != 0, f"{sets} was accepted"
     assert "VALUES VALIDATION" in proc.stderr
     assert message in proc.stderr, proc.stderr
+
+
+def test_the_ml_budget_counts_snapshot_holders_to_the_exact_limit(helm: str) -> None:
+    """(2 + 1) x 5 x (5 + 0 + 1) = 90 fits 100 - 10; one more holder per worker does not."""
+    base = ["ml.workers=5", "ml.exportSnapshotTtl=120", "ml.exportParquetRowGroupRows=4096"]
+    args = ["template", "strata", str(CHART), "--show-only", "templates/ml/configmap.yaml"]
+    for s in [*base, "ml.exportSnapshotsMax=1"]:
+        args += ["--set", s]
+    proc = run_helm(helm, *args)
+    assert proc.returncode == 0, proc.stderr
+    (config,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert config["data"]["STRATA_ML_EXPORT_SNAPSHOTS_MAX"] == "1"
+    assert config["data"]["STRATA_ML_EXPORT_SNAPSHOT_TTL"] == "120"
+    assert config["data"]["STRATA_ML_EXPORT_PARQUET_ROW_GROUP_ROWS"] == "4096"
+    refused = run_helm(
+        helm, "template", "strata", str(CHART), *[f"--set={s}" for s in base],
+        "--set=ml.exportSnapshotsMax=2",
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "connection budget of ml is 105" in refused.stderr, refused.stderr
+
+
+def test_the_ml_export_settings_reach_the_service_with_their_defaults(helm: str) -> None:
+    proc = run_helm(
+        helm, "template", "strata", str(CHART), "--show-only", "templates/ml/configmap.yaml"
+    )
+    assert proc.returncode == 0, proc.stderr
+    (config,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    defaults = MlSettings.model_fields
+    for variable, field in [
+        ("STRATA_ML_EXPORT_SNAPSHOTS_MAX", "export_snapshots_max"),
+        ("STRATA_ML_EXPORT_SNAPSHOT_TTL", "export_snapshot_ttl"),
+        ("STRATA_ML_EXPORT_PARQUET_ROW_GROUP_ROWS", "export_parquet_row_group_rows"),
+    ]:
+        assert config["data"][variable] == str(defaults[field].default), variable
 
 
 def test_the_shutdown_rule_accepts_its_exact_floor_and_passes_the_allowance_on(helm: str) -> None:

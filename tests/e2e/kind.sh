@@ -18,7 +18,8 @@
 #      data and secrets surviving, pod and container kills, uninstall/reinstall; Patroni
 #      members, failover, switchover, rolling change and the upgrade from the previous chart;
 #      Redis Sentinel failover; clients through Traefik by Ingress and Gateway API; Prometheus
-#      scraping, rules, dashboard and an alert) plus the NetworkPolicy proofs (netpol.py)
+#      scraping, rules, dashboard and an alert; last, a user's install from oci:// with the
+#      images pulled from a registry, proof_oci.py) plus the NetworkPolicy proofs (netpol.py)
 #   4. kind delete cluster; the table of phase timings
 # Exits non-zero when anything fails.
 #
@@ -153,7 +154,7 @@ if [[ $MODE == build ]]; then
     step "host: Debian packages" bash "$KD/host.sh" packages
     [[ $(id -u) == 0 ]] || die "building the node image needs root (apt, debootstrap, dockerd)"
 else
-    step "host: Debian packages" bash "$ROOT/tests/e2e/packages.sh" docker.io:dockerd
+    step "host: Debian packages" bash "$ROOT/tests/e2e/packages.sh" docker.io:dockerd docker-registry
 fi
 step "host: Docker engine" bash "$ROOT/tests/e2e/docker/dockerd.sh"
 [[ -x $PY ]] || die ".venv is missing: run make venv"

@@ -52,13 +52,27 @@ def registry_binary() -> str | None:
 
 
 class OciRegistry:
-    """``docker-registry serve`` on ``127.0.0.1:<free port>`` with storage under ``workdir``."""
+    """``docker-registry serve`` on ``127.0.0.1:<free port>`` with storage under ``workdir``.
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    ``addr`` (``ip:port``) listens elsewhere, and ``storage`` shares another instance's
+    storage: the kind proof serves one storage on loopback (pushes: the Docker engine speaks
+    plain HTTP to 127.0.0.0/8 only) and on the kind network's gateway (the node's pulls).
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        addr: str | None = None,
+        storage: Path | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = addr or f"127.0.0.1:{free_port()}"
+        self.port = int(self.host.rsplit(":", 1)[1])
+        self.storage = storage or workdir / "storage"
+        self.read_only = read_only
         self.log_path = workdir / "registry.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -67,11 +81,13 @@ class OciRegistry:
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": True}},
             "storage": {
-                "filesystem": {"rootdirectory": str(self.workdir / "storage")},
+                "filesystem": {"rootdirectory": str(self.storage)},
                 "delete": {"enabled": True},
             },
             "http": {"addr": self.host, "headers": {"X-Content-Type-Options": ["nosniff"]}},
         }
+        if self.read_only:  # pulls only (distribution's maintenance mode)
+            config["storage"]["maintenance"] = {"readonly": {"enabled": True}}
         path = self.workdir / "config.yml"
         path.write_text(yaml.safe_dump(config))
         return path

@@ -7,7 +7,10 @@ the chart does it. The settings mirror the chart's sentinel mode defaults (AOF
 ``everysec``, ``min-replicas-to-write 0``, no diskless-sync delay), with a short
 ``down-after-milliseconds`` so failovers are quick. With ``tls`` the nodes serve TLS only
 (``tls-port``) and replicate over it, and the Sentinels reach them over TLS
-(``tls-replication``) while serving their own queries in plain text.
+(``tls-replication``) while serving their own queries in plain text; with ``sentinel_tls``
+too the Sentinels serve TLS only as well, as the chart's sentinel mode with
+``redis.tls.server`` does (:func:`tls_lines` are the directives the chart renders for both:
+tests/chart/test_redis_sentinel_tls.py compares them).
 Every wait is bounded polling on what Redis or Sentinel reports.
 """
 
@@ -68,7 +71,7 @@ def tls_files(tls: ServerTls) -> list[str]:
 
 
 def tls_lines(tls: ServerTls, port: int) -> list[str]:
-    """A node serving TLS only on ``port`` and replicating over TLS."""
+    """A node (or Sentinel) serving TLS only on ``port``, and a TLS client of its peers."""
     return ["port 0", f"tls-port {port}", *tls_files(tls), "tls-replication yes"]
 
 
@@ -162,8 +165,12 @@ class SentinelSet:
         min_replicas: int = 0,
         max_lag: int = 10,
         tls: ServerTls | None = None,
+        sentinel_tls: bool = False,
     ) -> None:
+        if sentinel_tls and tls is None:
+            raise ValueError("sentinel_tls needs tls")
         self.tls = tls
+        self.sentinel_tls = sentinel_tls
         self.binary = find_redis_server()
         self.base = Path(tempfile.mkdtemp(prefix="strata-sentinel-"))
         self.password = password
@@ -201,14 +208,14 @@ class SentinelSet:
         work.mkdir()
         lines = [
             "bind 127.0.0.1",
-            f"port {port}",
+            *(tls_lines(self.tls, port) if self.tls and self.sentinel_tls else [f"port {port}"]),
             f'dir "{work}"',
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2",
             f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}",
             f"sentinel failover-timeout {MASTER_NAME} 10000",
             f"sentinel parallel-syncs {MASTER_NAME} 1",
         ]
-        if self.tls:  # Sentinel's own port stays plain; it reaches the nodes over TLS
+        if self.tls and not self.sentinel_tls:  # own port plain; it reaches the nodes over TLS
             lines += [*tls_files(self.tls), "tls-replication yes"]
         if self.sentinel_password:  # "" = Sentinels without a password
             lines.append(f"requirepass {quoted(self.sentinel_password)}")
@@ -249,11 +256,23 @@ class SentinelSet:
                 times.append(time.mktime(stamp) + float("0." + parts[4].split(".")[1]))
         return times
 
+    def sentinel_kwargs(self) -> dict[str, Any]:
+        """Connection options of a Sentinel client (TLS when the Sentinels serve it)."""
+        options: dict[str, Any] = {"password": self.sentinel_password, "socket_timeout": 2}
+        if self.tls and self.sentinel_tls:
+            options.update(ssl=True, ssl_ca_certs=self.tls.ca_file)
+        return options
+
+    def node_kwargs(self) -> dict[str, Any]:
+        """Connection options of a node client (TLS when the nodes serve it)."""
+        options: dict[str, Any] = {"password": self.password, "socket_timeout": 2}
+        if self.tls:
+            options.update(ssl=True, ssl_ca_certs=self.tls.ca_file)
+        return options
+
     def sentinel_client(self, index: int) -> redis.Redis:
         """A client of one Sentinel."""
-        return redis.Redis(
-            port=self.sentinel_ports[index], password=self.sentinel_password, socket_timeout=2
-        )
+        return redis.Redis(port=self.sentinel_ports[index], **self.sentinel_kwargs())
 
     def master_port(self, index: int = 0) -> int:
         """The master's port according to one Sentinel."""

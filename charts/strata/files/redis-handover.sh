@@ -17,6 +17,8 @@
 #   HANDOVER_TIMEOUT    seconds the handover may take once writes are paused
 #   REDISCLI_AUTH       this node's password (unset or "" without auth)
 #   HANDOVER_SENTINEL_AUTH  the Sentinels' password ("" without auth)
+#   HANDOVER_TLS_CA     CA file when Redis and Sentinel serve TLS only (redis.tls.server;
+#                       unset or "" = plain text): every redis-cli call then uses TLS
 # The chart gives the pod HANDOVER_TIMEOUT + 10 s to stop: the pause is set that long, so it
 # never lapses while this script can still make this node a replica.
 # Needs sh, redis-cli, sed, date and sleep (the Redis image has them). POSIX sh.
@@ -25,10 +27,14 @@ set -u
 # refuses that, so an empty password must be no variable at all.
 [ -n "${REDISCLI_AUTH:-}" ] || unset REDISCLI_AUTH
 say() { echo "redis handover: $*" >&2; }
-local_cli() { redis-cli --no-auth-warning --raw -h 127.0.0.1 -p "$HANDOVER_PORT" "$@"; }
+local_cli() {
+  if [ -n "${HANDOVER_TLS_CA:-}" ]; then set -- --tls --cacert "$HANDOVER_TLS_CA" "$@"; fi
+  redis-cli --no-auth-warning --raw -h 127.0.0.1 -p "$HANDOVER_PORT" "$@"
+}
 sentinel_cli() ( # host:port args... (a subshell: its REDISCLI_AUTH stays here)
   _addr=$1; shift
   if [ -n "$HANDOVER_SENTINEL_AUTH" ]; then export REDISCLI_AUTH="$HANDOVER_SENTINEL_AUTH"; else unset REDISCLI_AUTH; fi
+  if [ -n "${HANDOVER_TLS_CA:-}" ]; then set -- --tls --cacert "$HANDOVER_TLS_CA" "$@"; fi
   exec timeout 3 redis-cli --no-auth-warning --raw -h "${_addr%:*}" -p "${_addr##*:}" "$@"
 )
 field() { sed -n "s/^$1:\\([^[:space:]]*\\).*/\\1/p"; } # INFO field value (CR stripped)

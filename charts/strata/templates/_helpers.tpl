@@ -237,7 +237,7 @@ URL. Whatever key material a service gets is in a Secret of its own, mounted onl
 
 {{- define "strata.redis.url" -}}
 {{- if .Values.redis.enabled -}}
-{{- $scheme := ternary "rediss" "redis" (and .Values.redis.tls.server.enabled (eq .Values.redis.mode "standalone")) -}}
+{{- $scheme := ternary "rediss" "redis" (.Values.redis.tls.server.enabled | default false) -}}
 {{- printf "%s://%s:6379/0" $scheme (include "strata.componentName" (dict "root" . "component" "redis")) -}}
 {{- else -}}
 {{- .Values.redis.external.url -}}
@@ -246,12 +246,15 @@ URL. Whatever key material a service gets is in a Secret of its own, mounted onl
 
 {{/*
 Connection budget of one PostgreSQL: (most replicas + rollout surge) x workers x (pool_size +
-max_overflow). Call with the service's values.
+max_overflow + held), where held is what a worker keeps open outside its pool (ml: one
+connection per export snapshot, exportSnapshotsMax; critical: none). Call with
+(dict "values" <the service's values> "held" <connections per worker outside the pool>).
 */}}
 {{- define "strata.connectionBudget" -}}
-{{- $replicas := .replicaCount -}}
-{{- if .autoscaling.enabled }}{{ $replicas = max .autoscaling.maxReplicas .replicaCount }}{{ end -}}
-{{- mul (add $replicas .rollingUpdate.maxSurge) .workers (add .database.poolSize .database.maxOverflow) -}}
+{{- $v := .values -}}
+{{- $replicas := $v.replicaCount -}}
+{{- if $v.autoscaling.enabled }}{{ $replicas = max $v.autoscaling.maxReplicas $v.replicaCount }}{{ end -}}
+{{- mul (add $replicas $v.rollingUpdate.maxSurge) $v.workers (add $v.database.poolSize $v.database.maxOverflow .held) -}}
 {{- end -}}
 
 {{/* Checksum of rendered templates, so pods roll when their config or secrets change. */}}

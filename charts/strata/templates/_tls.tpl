@@ -72,6 +72,38 @@ Call with the store values.
         path: tls.key
 {{- end -}}
 
+{{/*
+The key pair and the CA bundle as one projected volume (tls.crt, tls.key, ca.crt; mode 0440 as
+strata.tls.serverVolume): a server that is also a TLS client of its peers verifies them with
+the CA (Redis in sentinel mode: a replica its master, a Sentinel every node and the other
+Sentinels; Redis refuses tls-replication without tls-ca-cert-file). The CA is the store's
+strata.tls.caSource (tls.ca, else the server Secret's ca.crt). Call with the store values.
+*/}}
+{{- define "strata.tls.serverVolumeWithCa" -}}
+{{- $src := include "strata.tls.caSource" (dict "values" . "bundled" true) | fromJson -}}
+- name: server-tls
+  projected:
+    defaultMode: 288
+    sources:
+      - secret:
+          name: {{ .tls.server.existingSecret }}
+          items:
+            - key: {{ .tls.server.certKey }}
+              path: tls.crt
+            - key: {{ .tls.server.keyKey }}
+              path: tls.key
+      {{- if $src.configMap }}
+      - configMap:
+          name: {{ $src.configMap }}
+      {{- else }}
+      - secret:
+          name: {{ $src.secret }}
+      {{- end }}
+          items:
+            - key: {{ $src.key }}
+              path: ca.crt
+{{- end -}}
+
 {{- define "strata.tls.serverMount" -}}
 - name: server-tls
   mountPath: {{ include "strata.tls.serverDir" nil }}
@@ -105,9 +137,6 @@ Call with the store values.
 {{- $src := include "strata.tls.caSource" (dict "values" $r "bundled" $r.enabled) | fromJson -}}
 {{- if and (or $src.secret $src.configMap) (not (hasPrefix "rediss://" (include "strata.redis.url" .))) -}}
 {{- $errors = append $errors "redis.tls.ca needs TLS to Redis: a rediss:// redis.external.url, or redis.tls.server.enabled for the bundled Redis" -}}
-{{- end -}}
-{{- if and $r.enabled $r.tls.server.enabled (eq $r.mode "sentinel") -}}
-{{- $errors = append $errors "redis.tls.server.enabled works in standalone mode only: the bundled Sentinel mode replicates and runs Sentinel in plain text (use an external Redis with TLS and Sentinel instead)" -}}
 {{- end -}}
 {{- toJson $errors -}}
 {{- end -}}

@@ -86,14 +86,16 @@ validateValues: collect every problem, then fail once with a readable list.
 {{- $errors = append $errors (printf "%s.autoscaling.minReplicas must not exceed maxReplicas" $svc) -}}
 {{- end -}}
 {{- end -}}
+{{- /* Each ml worker also holds up to exportSnapshotsMax connections to the primary, outside
+     its pool, while export snapshots are held (STRATA_ML_EXPORT_SNAPSHOTS_MAX). */ -}}
 {{- $budgets := list
-  (dict "svc" "critical" "pg" "postgresqlCritical" "values" $v.critical "server" $v.postgresqlCritical)
-  (dict "svc" "ml" "pg" "postgresqlMl" "values" $v.ml "server" $v.postgresqlMl) -}}
+  (dict "svc" "critical" "pg" "postgresqlCritical" "values" $v.critical "server" $v.postgresqlCritical "held" 0 "heldText" "")
+  (dict "svc" "ml" "pg" "postgresqlMl" "values" $v.ml "server" $v.postgresqlMl "held" $v.ml.exportSnapshotsMax "heldText" " + exportSnapshotsMax") -}}
 {{- range $budgets -}}
-{{- $used := int (include "strata.connectionBudget" .values) -}}
+{{- $used := int (include "strata.connectionBudget" (dict "values" .values "held" .held)) -}}
 {{- $limit := int (sub .server.maxConnections .server.reservedConnections) -}}
 {{- if gt $used $limit -}}
-{{- $errors = append $errors (printf "connection budget of %s is %d ((replicas or autoscaling.maxReplicas) + rollingUpdate.maxSurge) x workers x (poolSize + maxOverflow), over %s.maxConnections - reservedConnections = %d" .svc $used .pg $limit) -}}
+{{- $errors = append $errors (printf "connection budget of %s is %d ((replicas or autoscaling.maxReplicas) + rollingUpdate.maxSurge) x workers x (poolSize + maxOverflow%s), over %s.maxConnections - reservedConnections = %d" .svc $used .heldText .pg $limit) -}}
 {{- end -}}
 {{- end -}}
 {{- $errors = concat $errors (include "strata.backup.errors" . | fromYamlArray) -}}

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sanic import HTTPResponse, Request
 
-from services.common.compression import accepts_gzip
+from services.common.compression import accepts_gzip, gzip_headers, vary_with
 from services.common.endpoint import Routes
 from services.common.operation import Param
 from services.common.problems import Problem
@@ -154,7 +154,9 @@ async def _stream(request: Request, export: streams.ExportRequest, fmt: str, gzi
         headers = {"Content-Disposition": f'attachment; filename="{export.name}.parquet"'}
     else:
         content_type = NDJSON
-        headers = {"Vary": "Accept-Encoding"} | ({"Content-Encoding": "gzip"} if gzip else {})
+        # The rule of every other JSON answer: Vary also when this client gets identity;
+        # the export has no ETag, so gzip_headers only names the encoding.
+        headers = {"Vary": vary_with(None)} | (gzip_headers(None) if gzip else {})
     sent = 0
     # A held snapshot lives on the primary: only the primary can import it.
     async with (

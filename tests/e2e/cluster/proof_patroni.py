@@ -446,6 +446,21 @@ def p_failover_kill(p: Any) -> str:
     return _round_failover(p, f"ha-kill-{uuid.uuid4().hex[:4]}", "sigkill")
 
 
+def wait_log(p: Any, pod: str, old_uid: str, needle: str, timeout: float) -> str:
+    """The postgresql log of ``pod``'s next incarnation (not ``old_uid``) once it shows
+    ``needle``; CheckFailed with the last log seen after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    log = ""
+    while time.monotonic() < end:
+        uid = p.c.k("get", "pod", pod, "-o", "jsonpath={.metadata.uid}", check_rc=False)
+        if uid.strip() not in ("", old_uid):
+            log = p.c.k("logs", pod, "-c", "postgresql", check_rc=False, timeout=30)
+            if needle in log:
+                return log
+        time.sleep(2)
+    raise _h(p).CheckFailed(f"{pod}: no {needle!r} in its new log: {log[-2000:]}")
+
+
 def p_dead_timeline(p: Any) -> str:
     """A promotion that lost the leader race leaves its timeline's history file in the WAL
     archive (seen on this 2-core machine); a replica that restarts afterwards must still
@@ -472,16 +487,18 @@ def p_dead_timeline(p: Any) -> str:
         check_rc=False, timeout=60,
     )  # fmt: skip
     h.check("ERROR" not in out or "already exists" in out, f"archive-push {dead}: {out[-500:]}")
+    old_uid = p.c.k("get", "pod", replica, "-o", "jsonpath={.metadata.uid}").strip()
     t = time.monotonic()
-    # Gone first (its member key goes with it), so that the wait below sees the new pod.
     p.c.k("delete", "pod", replica, "--wait=true", "--timeout=120s", timeout=150)
+    # The leader's view of the members can still show the deleted replica streaming for a
+    # moment, so the new pod's own log says when it has looked at the archive.
+    declined = wait_log(p, replica, old_uid, f'"file": "{dead}"', timeout=240)
+    h.check(
+        "declined the history file" in declined,
+        f"{replica} restarted but did not decline {dead}: {declined[-2000:]}",
+    )
     after = wait_members(p, CRITICAL, n)
     took = time.monotonic() - t
-    log = p.c.k("logs", replica, "-c", "postgresql", check_rc=False, timeout=30)
-    h.check(
-        "declined the history file" in log and dead in log,
-        f"{replica} streams again but never declined {dead}: did it restart?",
-    )
     return (
         f"{dead} (timeline {timeline + 1}, never a leader) pushed to the archive; replica "
         f"{replica} deleted, streaming from {leader_of(after)} on timeline {timeline} again "

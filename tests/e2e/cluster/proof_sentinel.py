@@ -20,6 +20,7 @@ it runs unchanged on any cluster adapter that provides them. Failures raise Asse
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -239,6 +240,9 @@ def p_sentinel(p: Any) -> str:
             lambda: sum(1 for x in load.snapshot() if x.ok and x.started > warm) >= 50,
             timeout=60,
         )
+        # The stopping master's own log: its preStop handover writes there (the chart sends
+        # the hook's stderr to the container's), and the pod's log goes with the pod.
+        handover_log = follow_log(p, old)
         deleted = time.monotonic()
         p.c.k("delete", "pod", old, "--wait=false")
         say(f"deleted {old}")
@@ -268,6 +272,8 @@ def p_sentinel(p: Any) -> str:
         wait_for("writes succeeding again", recovered, timeout=RECOVERY + 50, every=0.5)
     finally:
         load.stop()
+    handover = handover_lines(handover_log)
+    say(f"{old}'s handover: " + ("; ".join(handover) or "nothing logged"))
     records = load.snapshot()
     # When Sentinel switched, from its own log: the kubectl exec poll above notices it up to
     # a second or two late on this machine, which would flatter the recovery time.
@@ -282,6 +288,10 @@ def p_sentinel(p: Any) -> str:
         every=2,
     )
     p.wait_ready(cache, timeout=120)
+    # The release stays in sentinel mode for the proofs after this one: they start on a set
+    # whose Sentinels agree and whose replicas are online again (a Sentinel that came back
+    # with a stale view once demoted the new master here, and proof 15 met the refusals).
+    wait_for("the Sentinel set settled again", lambda: settled(p, pods), timeout=180, every=2)
 
     failed = [x for x in records if not x.ok]
     failed_writes = [x for x in failed if x.kind != "get"]
@@ -370,6 +380,27 @@ def p_sentinel(p: Any) -> str:
     # may be missing, not even around the switch.
     require(not missing, f"{len(missing)} acknowledged writes lost: {missing[:3]}")
     return "; ".join([*details, report])
+
+
+def follow_log(p: Any, pod: str) -> subprocess.Popen[str]:
+    """``kubectl logs -f`` of the redis container of ``pod`` from now on; it ends when the
+    container stops."""
+    cmd = [p.c.kubectl, "-n", p.c.ns, "logs", "-f", pod, "-c", "redis", "--since=1s"]
+    env = {**os.environ, "KUBECONFIG": p.c.kubeconfig}
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def handover_lines(proc: subprocess.Popen[str], timeout: float = 15) -> list[str]:
+    """The ``redis handover:`` lines the followed log showed (the stream is cut after
+    ``timeout`` seconds if the old container has not stopped by then)."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return [ln.strip() for ln in out.splitlines() if "redis handover:" in ln]
 
 
 def missing_writes(cache: Any, acked: list[Rec]) -> list[Rec]:

@@ -17,6 +17,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ import netpol
 import proof_backup
 import proof_ingress
 import proof_monitoring
+import proof_oci
 import proof_patroni
 from proof_sentinel import p_sentinel
 
@@ -722,12 +724,29 @@ class Proofs:
 
         streams, detail = self.under_stream("upgrade", act)
         self.rolled(before)
-        failed = sum(s.failed for s in streams)
-        check(
-            failed == 0,
-            f"{failed} failed requests during the upgrade: {[s.errors[:3] for s in streams]}",
-        )
+        self.no_failed_requests(streams, "upgrade")
         return f"{detail}; every Deployment rolled; " + "; ".join(s.summary() for s in streams)
+
+    def no_failed_requests(self, streams: list[Stream], what: str) -> None:
+        """CheckFailed naming the failures, with the warnings the failing services' pods
+        logged (the pods a rollout replaced are gone with their logs)."""
+        failed = sum(s.failed for s in streams)
+        if failed == 0:
+            return
+        logged = []
+        for s in streams:
+            component = s.name.rpartition("/")[2]
+            if s.failed and component in COMPONENTS:
+                out = self.c.k(
+                    "logs", "-l", self.c.sel(component), "--prefix", "--tail=300",
+                    check_rc=False, timeout=60,
+                )  # fmt: skip
+                lines = [ln for ln in out.splitlines() if re.search(r"warn|error", ln, re.I)]
+                logged.append(f"{component} pods' warnings: {lines[-20:]}")
+        raise CheckFailed(
+            f"{failed} failed requests during the {what}: {[s.errors[:3] for s in streams]}; "
+            + "; ".join(logged)
+        )
 
     def p_rollback(self) -> str:
         before = self.snapshot_pods()
@@ -739,11 +758,7 @@ class Proofs:
 
         streams, detail = self.under_stream("rollback", act)
         self.rolled(before)
-        failed = sum(s.failed for s in streams)
-        check(
-            failed == 0,
-            f"{failed} failed requests during the rollback: {[s.errors[:3] for s in streams]}",
-        )
+        self.no_failed_requests(streams, "rollback")
         return f"{detail}; every Deployment rolled; " + "; ".join(s.summary() for s in streams)
 
     # -- proof 4
@@ -1027,6 +1042,14 @@ class Proofs:
             # Proof 11 uninstalls the main release (the previous chart needs the node): last.
             patroni[-1],
         ]
+        if self.adapter.name == "kind":  # the registry is reached through kind's network
+            steps.append(
+                (
+                    "proof 17: helm install oci:// with images pulled from a registry",
+                    lambda: proof_oci.p_oci_install(self),
+                    False,
+                )
+            )
         return steps
 
     def run(self) -> int:

@@ -20,9 +20,9 @@ DAEMON_JSON=${STRATA_DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
 # debootstrap + docker.io: images without a registry; gcc, libc6-dev, libseccomp-dev,
 # pkg-config: runc (cgo, static libseccomp) and pause (C); busybox-static: the proofs' helper
 # image; npm (below): the pinned helm; python3-venv: the proofs' venv; curl, jq, iptables: the host
-# side of the kind network.
+# side of the kind network; docker-registry: proof 17's registry (chart and images from oci://).
 PACKAGES=(docker.io:dockerd debootstrap gcc libc6-dev libseccomp-dev pkg-config busybox-static
-    python3-venv ca-certificates curl jq iptables git)
+    python3-venv ca-certificates curl jq iptables git docker-registry)
 
 packages() { # tests/e2e/packages.sh: installs as root, names the missing ones otherwise
     # Debian's npm only where there is none (a NodeSource nodejs brings its own and conflicts)

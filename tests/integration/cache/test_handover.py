@@ -7,8 +7,9 @@ wrapper derives from the chart (this node's name, the other Sentinels, the passw
 given through the same environment variables.
 
 Checked: a master hands over to a replica with writers running and no acknowledged write is
-lost; a replica, or a master whose replicas cannot catch up in time, stops without a
-failover and leaves no write paused.
+lost, also when Redis and the Sentinels serve TLS only (redis.tls.server: HANDOVER_TLS_CA);
+a replica, or a master whose replicas cannot catch up in time, stops without a failover and
+leaves no write paused.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from redis.sentinel import Sentinel
 
 from tests.integration.cache.conftest import FAILOVER_REPORT
 from tests.support.sentinel import MASTER_NAME, SentinelSet, wait_until
+from tests.support.testca import TestCa
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +59,18 @@ def open_sentinel_set() -> Iterator[SentinelSet]:
         servers.stop()
 
 
+@pytest.fixture
+def tls_sentinel_set(test_ca: TestCa) -> Iterator[SentinelSet]:
+    """Redis and Sentinels serving TLS only, as the chart's sentinel mode with redis.tls.server."""
+    servers = SentinelSet(
+        down_after_ms=DOWN_AFTER_MS, tls=test_ca.issue("handover"), sentinel_tls=True
+    ).start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
 def handover(
     servers: SentinelSet, port: int, timeout: int = 10, master: str = MASTER_NAME
 ) -> subprocess.CompletedProcess[str]:
@@ -70,6 +84,8 @@ def handover(
         "HANDOVER_TIMEOUT": str(timeout),
         "REDISCLI_AUTH": servers.password,
         "HANDOVER_SENTINEL_AUTH": servers.sentinel_password,
+        # What the chart exports with redis.tls.server (the CA beside the key pair).
+        "HANDOVER_TLS_CA": servers.tls.ca_file if servers.tls else "",
     }
     return subprocess.run(
         ["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout + 20
@@ -92,9 +108,8 @@ class Writers:
     def run(self) -> None:
         sentinel = Sentinel(
             [("127.0.0.1", p) for p in self.servers.sentinel_ports],
-            sentinel_kwargs={"password": self.servers.sentinel_password, "socket_timeout": 2},
-            password=self.servers.password,
-            socket_timeout=2,
+            sentinel_kwargs=self.servers.sentinel_kwargs(),
+            **self.servers.node_kwargs(),
         )
         client = sentinel.master_for(MASTER_NAME)
         while not self.stop.is_set():
@@ -121,7 +136,7 @@ class Writers:
             t.join(10)
 
 
-@pytest.mark.parametrize("servers", ["sentinel_set", "open_sentinel_set"])
+@pytest.mark.parametrize("servers", ["sentinel_set", "open_sentinel_set", "tls_sentinel_set"])
 def test_a_stopping_master_hands_over_and_loses_no_acknowledged_write(
     servers: str, request: pytest.FixtureRequest
 ) -> None:
@@ -148,8 +163,9 @@ def test_a_stopping_master_hands_over_and_loses_no_acknowledged_write(
             stored += client.mget(keys[at : at + 1000])
     missing = [k for k, v in zip(keys, stored, strict=True) if v != k.encode()]
     auth = "with" if sentinel_set.password else "without"
+    tls = ", TLS only" if sentinel_set.tls else ""
     FAILOVER_REPORT.append(
-        f"handover ({auth} passwords): {took:.2f}s; {len(keys)} writes acknowledged, "
+        f"handover ({auth} passwords{tls}): {took:.2f}s; {len(keys)} writes acknowledged, "
         f"{writers.failed} failed (never acknowledged), {len(missing)} acknowledged missing"
     )
     assert missing == []

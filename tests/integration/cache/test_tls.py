@@ -2,9 +2,10 @@
 a CA made by the test run.
 
 ``rediss://`` with the right CA serves, standalone and in Sentinel mode (a master and a
-replica serving TLS only, Sentinels reaching them over TLS); the wrong CA fails closed
-(readiness 503, requests 503 problem+json); and ``rediss://`` against a Redis without TLS
-fails rather than going on in plain text.
+replica serving TLS only, Sentinels reaching them over TLS, and Sentinels serving TLS only
+themselves, as the chart's sentinel mode with ``redis.tls.server`` runs them); the wrong CA
+fails closed (readiness 503, requests 503 problem+json); and ``rediss://`` against a Redis
+without TLS fails rather than going on in plain text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from services.devstack.redis import RedisServer
 from tests.integration.cache.conftest import FUNCTIONAL_TIMEOUTS
@@ -78,25 +80,54 @@ def _serve_and_check(service: ServiceProcess, make_token: TokenFactory) -> None:
         assert got.json()["value"] == {"a": 1}
 
 
+def _sentinel_env(servers: SentinelSet, test_ca: TestCa, **extra: str) -> dict[str, str]:
+    """The cache's environment for a TLS Sentinel set (the URL's host is not used)."""
+    return {
+        "STRATA_CACHE_REDIS_URL": "rediss://ignored-in-sentinel-mode:6379/0",
+        "STRATA_CACHE_REDIS_SENTINELS": servers.addresses,
+        "STRATA_CACHE_REDIS_SENTINEL_MASTER": MASTER_NAME,
+        "STRATA_CACHE_REDIS_PASSWORD": servers.password,
+        "STRATA_CACHE_REDIS_SENTINEL_PASSWORD": servers.sentinel_password,
+        "STRATA_CACHE_REDIS_TLS_CA_FILE": test_ca.ca_file,
+        "STRATA_CACHE_LOG_LEVEL": "WARNING",
+        **FUNCTIONAL_TIMEOUTS,
+        **extra,
+    }
+
+
 def test_sentinel_mode_reaches_the_master_over_tls(
     test_ca: TestCa, wrong_ca: TestCa, tmp_path: Path, make_token: TokenFactory
 ) -> None:
     servers = SentinelSet(replicas=1, tls=test_ca.issue("sentinel-set")).start()
     try:
-        env = {
-            "STRATA_CACHE_REDIS_URL": "rediss://ignored-in-sentinel-mode:6379/0",
-            "STRATA_CACHE_REDIS_SENTINELS": servers.addresses,
-            "STRATA_CACHE_REDIS_SENTINEL_MASTER": MASTER_NAME,
-            "STRATA_CACHE_REDIS_PASSWORD": servers.password,
-            "STRATA_CACHE_REDIS_SENTINEL_PASSWORD": servers.sentinel_password,
-            "STRATA_CACHE_REDIS_TLS_CA_FILE": test_ca.ca_file,
-            "STRATA_CACHE_LOG_LEVEL": "WARNING",
-            **FUNCTIONAL_TIMEOUTS,
-        }
+        env = _sentinel_env(servers, test_ca)
         with ServiceProcess("cache", env, tmp_path, workers=1).start() as service:
             _serve_and_check(service, make_token)
         wrong = {**env, "STRATA_CACHE_REDIS_TLS_CA_FILE": wrong_ca.ca_file}
         with ServiceProcess("cache", wrong, tmp_path, workers=1).start() as service:
+            _assert_store_unavailable(service, make_token)
+    finally:
+        servers.stop()
+
+
+def test_sentinels_serving_tls_only(
+    test_ca: TestCa, tmp_path: Path, make_token: TokenFactory
+) -> None:
+    """The chart's bundled sentinel mode with redis.tls.server: every port TLS only (the
+    directives tests/chart/test_redis_sentinel_tls.py pins). With REDIS_SENTINEL_TLS, as the
+    chart sets it, the cache serves; without, the Sentinels have no plain port to answer on."""
+    servers = SentinelSet(
+        replicas=1, tls=test_ca.issue("sentinel-tls-only"), sentinel_tls=True
+    ).start()
+    try:
+        plain = redis.Redis(port=servers.sentinel_ports[0], socket_timeout=2)
+        with plain, pytest.raises(redis.ConnectionError):  # plain text gets no answer
+            plain.ping()
+        env = _sentinel_env(servers, test_ca, STRATA_CACHE_REDIS_SENTINEL_TLS="true")
+        with ServiceProcess("cache", env, tmp_path, workers=1).start() as service:
+            _serve_and_check(service, make_token)
+        plain_sentinels = {k: v for k, v in env.items() if k != "STRATA_CACHE_REDIS_SENTINEL_TLS"}
+        with ServiceProcess("cache", plain_sentinels, tmp_path, workers=1).start() as service:
             _assert_store_unavailable(service, make_token)
     finally:
         servers.stop()

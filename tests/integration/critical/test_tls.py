@@ -22,6 +22,7 @@ from tests.integration.critical.conftest import create_database, critical_settin
 from tests.support.databases import tls_backends
 from tests.support.process import ServiceProcess
 from tests.support.testca import TestCa
+from tests.support.unavailable import assert_store_unavailable
 
 pytestmark = pytest.mark.integration
 Auth = Callable[..., dict[str, str]]
@@ -54,24 +55,21 @@ def _serve(settings: CriticalSettings, tmp: Path, extra: dict[str, str]) -> Serv
     return ServiceProcess("critical", env, tmp).start()
 
 
-def _assert_store_unavailable(base: str, auth: Auth) -> None:
-    ready = requests.get(f"{base}/readyz", timeout=30)
-    assert ready.status_code == 503
-    assert ready.json()["checks"]["database"] != "ok"
-    answer = requests.post(
-        f"{base}/v1/accounts", json={"owner": "tls", "currency": "EUR"}, headers=auth(), timeout=30
+def _assert_store_unavailable(service: ServiceProcess, auth: Auth) -> None:
+    assert_store_unavailable(
+        service.base_url,
+        "database",
+        ("POST", "/v1/accounts"),
+        headers=auth(),
+        json={"owner": "tls", "currency": "EUR"},
     )
-    assert answer.status_code == 503
-    assert answer.headers["Content-Type"].startswith("application/problem+json")
-    assert answer.json()["status"] == 503
 
 
 def test_verify_full_serves_with_every_connection_encrypted(
     postgres_tls_server: PostgresServer, tls_database: str, test_ca: TestCa, tmp_path, auth: Auth
 ) -> None:
     settings = critical_settings(postgres_tls_server, tls_database)
-    service = _serve(settings, tmp_path, tls_env(test_ca.ca_file))
-    try:
+    with _serve(settings, tmp_path, tls_env(test_ca.ca_file)) as service:
         base = service.base_url
         assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
         created = requests.post(
@@ -83,8 +81,6 @@ def test_verify_full_serves_with_every_connection_encrypted(
         total, encrypted = tls_backends(postgres_tls_server, tls_database, "critical")
         assert total > 0
         assert encrypted == total
-    finally:
-        service.stop()
 
 
 def test_wrong_ca_fails_closed(
@@ -95,24 +91,18 @@ def test_wrong_ca_fails_closed(
         migrate(
             critical_settings(postgres_tls_server, tls_database, **_tls_values(wrong_ca.ca_file))
         )
-    service = _serve(settings, tmp_path, tls_env(wrong_ca.ca_file))
-    try:
-        _assert_store_unavailable(service.base_url, auth)
+    with _serve(settings, tmp_path, tls_env(wrong_ca.ca_file)) as service:
+        _assert_store_unavailable(service, auth)
         # Not one session reached the database: nothing fell back to plain text.
         assert tls_backends(postgres_tls_server, tls_database, "critical") == (0, 0)
-    finally:
-        service.stop()
 
 
 def test_require_against_a_server_without_tls_fails(
     postgres_server: PostgresServer, critical_settings_migrated: CriticalSettings, tmp_path, auth
 ) -> None:
     env = {"STRATA_CRITICAL_DATABASE_SSLMODE": "require"}
-    service = _serve(critical_settings_migrated, tmp_path, env)
-    try:
-        _assert_store_unavailable(service.base_url, auth)
+    with _serve(critical_settings_migrated, tmp_path, env) as service:
+        _assert_store_unavailable(service, auth)
         assert tls_backends(
             postgres_server, critical_settings_migrated.database_name, "critical"
         ) == (0, 0)
-    finally:
-        service.stop()

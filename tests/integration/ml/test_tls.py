@@ -19,10 +19,11 @@ import pytest
 
 from services.devstack.postgres import PostgresServer
 from services.ml.store.schema import migrate
-from tests.integration.ml.conftest import create_database, ml_env, settings_for, slug
+from tests.integration.ml.conftest import create_database, ml_env, settings_for
 from tests.support.databases import tls_backends
 from tests.support.process import ServiceProcess
 from tests.support.testca import TestCa
+from tests.support.unavailable import assert_store_unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -48,40 +49,36 @@ def _serve(env: dict[str, str], tmp: Path) -> ServiceProcess:
 
 
 def _assert_store_unavailable(service: ServiceProcess, token: str) -> None:
-    with httpx.Client(
-        base_url=service.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as client:
-        ready = client.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["checks"]["postgres"] != "ok"
-        answer = client.put(f"/v1/collections/tls-{uuid.uuid4().hex[:8]}")
-        assert answer.status_code == 503
-        assert slug(answer) == "store-unavailable"
+    assert_store_unavailable(
+        service.base_url,
+        "postgres",
+        ("PUT", f"/v1/collections/tls-{uuid.uuid4().hex[:8]}"),
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def test_verify_full_serves_with_every_connection_encrypted(
     postgres_tls_server: PostgresServer, tls_database: str, test_ca: TestCa, tmp_path, token
 ) -> None:
     env = ml_env(postgres_tls_server, tls_database, **tls_env(test_ca.ca_file))
-    service = _serve(env, tmp_path)
-    try:
-        with httpx.Client(
+    with (
+        _serve(env, tmp_path) as service,
+        httpx.Client(
             base_url=service.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
-            assert client.get("/readyz").status_code == 200
-            assert client.put("/v1/collections/tls").status_code == 201
-            made = client.post("/v1/collections/tls/documents", json={"data": {"a": 1}})
-            assert made.status_code == 201, made.text
-            got = client.get(f"/v1/collections/tls/documents/{made.json()['id']}")
-            assert got.status_code == 200
-            exported = client.get("/v1/collections/tls/export")  # the raw asyncpg path
-            assert exported.status_code == 200
-            assert exported.text.count("\n") == 1
+        ) as client,
+    ):
+        assert client.get("/readyz").status_code == 200
+        assert client.put("/v1/collections/tls").status_code == 201
+        made = client.post("/v1/collections/tls/documents", json={"data": {"a": 1}})
+        assert made.status_code == 201, made.text
+        got = client.get(f"/v1/collections/tls/documents/{made.json()['id']}")
+        assert got.status_code == 200
+        exported = client.get("/v1/collections/tls/export")  # the raw asyncpg path
+        assert exported.status_code == 200
+        assert exported.text.count("\n") == 1
         total, encrypted = tls_backends(postgres_tls_server, tls_database, "ml")
         assert total > 0
         assert encrypted == total
-    finally:
-        service.stop()
 
 
 def test_wrong_ca_fails_closed(
@@ -90,22 +87,16 @@ def test_wrong_ca_fails_closed(
     env = ml_env(postgres_tls_server, tls_database, **tls_env(wrong_ca.ca_file))
     with pytest.raises(ssl.SSLCertVerificationError):
         asyncio.run(migrate(settings_for(env)))
-    service = _serve(env, tmp_path)
-    try:
+    with _serve(env, tmp_path) as service:
         _assert_store_unavailable(service, token)
         # Not one session reached the database: nothing fell back to plain text.
         assert tls_backends(postgres_tls_server, tls_database, "ml") == (0, 0)
-    finally:
-        service.stop()
 
 
 def test_require_against_a_server_without_tls_fails(
     postgres_server: PostgresServer, ml_database: str, tmp_path, token
 ) -> None:
     env = ml_env(postgres_server, ml_database, STRATA_ML_DATABASE_SSLMODE="require")
-    service = _serve(env, tmp_path)
-    try:
+    with _serve(env, tmp_path) as service:
         _assert_store_unavailable(service, token)
         assert tls_backends(postgres_server, ml_database, "ml") == (0, 0)
-    finally:
-        service.stop()

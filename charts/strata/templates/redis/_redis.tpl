@@ -31,6 +31,20 @@ pw=${pw%"${pw##*[![:space:]]}"}
 {{- if and (include "strata.redis.usesSentinel" .) .Values.redis.auth.enabled .Values.redis.auth.sentinelEnabled }}true{{ end -}}
 {{- end -}}
 
+{{/* "true" when the bundled Redis serves TLS only (standalone or sentinel mode). */}}
+{{- define "strata.redis.serverTls" -}}
+{{- if and .Values.redis.enabled .Values.redis.tls.server.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+redis-cli's TLS options inside a sentinel-mode pod (" --tls --cacert <ca>", or "" in plain
+text): the chain is verified against the mounted CA; redis-cli checks no host name, so pod
+DNS names and 127.0.0.1 need no SAN of their own for these calls.
+*/}}
+{{- define "strata.redis.cliTls" -}}
+{{- if include "strata.redis.serverTls" . }} --tls --cacert {{ include "strata.tls.serverDir" nil }}/ca.crt{{ end -}}
+{{- end -}}
+
 {{/* DNS domain of the Redis pods: <pod>.<this> is what Redis and Sentinel announce. */}}
 {{- define "strata.redis.podDomain" -}}
 {{- $name := include "strata.componentName" (dict "root" . "component" "redis") -}}
@@ -91,12 +105,14 @@ $master, decided the same way in both containers:
      restarted at once: the last master stays master, no acknowledged write is dropped by
      resyncing it from a stale replica);
   3. else pod 0 (first start).
-redis-cli runs in a subshell so the Sentinel password never enters redis-server's environment.
+redis-cli runs in a subshell so the Sentinel password never enters redis-server's environment;
+with redis.tls.server it speaks TLS to the Sentinels (strata.redis.cliTls).
 */}}
 {{- define "strata.redis.findMaster" -}}
 {{- $s := .Values.redis.sentinel -}}
 {{- $name := include "strata.componentName" (dict "root" . "component" "redis") -}}
 {{- $domain := include "strata.redis.podDomain" . -}}
+{{- $cli := include "strata.redis.cliTls" . -}}
 me="${HOSTNAME:-$(hostname)}.{{ $domain }}"
 hexq() {
   h=$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n' | sed 's/../\\x&/g')
@@ -116,12 +132,12 @@ master=$(
     for i in $(seq 0 {{ sub (int $s.replicas) 1 }}); do
       host="{{ $name }}-$i.{{ $domain }}"
       [ "$host" = "$me" ] && continue
-      reply=$(timeout 3 redis-cli --no-auth-warning -e --raw -h "$host" -p 26379 SENTINEL get-master-addr-by-name {{ $s.masterName }} 2>/dev/null) || continue
+      reply=$(timeout 3 redis-cli{{ $cli }} --no-auth-warning -e --raw -h "$host" -p 26379 SENTINEL get-master-addr-by-name {{ $s.masterName }} 2>/dev/null) || continue
       m=$(printf '%s\n' "$reply" | head -n 1)
       [ -n "$m" ] || continue
       [ -n "$named" ] || { named=$m; via=$host; }
       [ "$m" = "$me" ] || continue
-      flags=$(timeout 3 redis-cli --no-auth-warning --raw -h "$host" -p 26379 SENTINEL master {{ $s.masterName }} 2>/dev/null | awk 'prev == "flags" { print; exit } { prev = $0 }')
+      flags=$(timeout 3 redis-cli{{ $cli }} --no-auth-warning --raw -h "$host" -p 26379 SENTINEL master {{ $s.masterName }} 2>/dev/null | awk 'prev == "flags" { print; exit } { prev = $0 }')
       # No answer about the flags counts as pending too (bounded): fail towards waiting.
       case ",$flags," in ,,|*,s_down,*|*,o_down,*|*,failover_in_progress,*) pending="$host: ${flags:-no flags}" ;; esac
     done
@@ -149,7 +165,7 @@ so the init container below writes one from the mounted Secret into a memory-bac
 the password is in no environment variable and on no command line (the image may have no shell).
 */}}
 {{- define "strata.redis.exporterAddr" -}}
-{{- if and .Values.redis.tls.server.enabled (eq .Values.redis.mode "standalone") -}}
+{{- if include "strata.redis.serverTls" . -}}
 rediss://127.0.0.1:6379
 {{- else -}}
 redis://127.0.0.1:6379
