@@ -10,7 +10,7 @@ from services.common.health import Health
 from services.common.logs import configure_logging
 from services.common.metrics import Metrics
 from services.common.openapi import build_openapi
-from services.critical import api, db, errorlog
+from services.critical import api, db, errorlog, reads
 from services.critical.api import errors
 from services.critical.errors import LedgerError
 from services.critical.routing import mount
@@ -39,6 +39,7 @@ def create_app(
     traced = tracing.start("critical", settings.version, exporter=span_exporter)
     if traced is not None:
         tracing.instrument_sqlalchemy(traced, [engine])
+    reads.use_driver_cursor(app, enabled=traced is None)
     health = Health()
     app.extensions[HEALTH_EXTENSION] = health
     app.extensions["strata.metrics"] = metrics

@@ -105,6 +105,10 @@ def test_a_request_without_traceparent_starts_a_trace_and_probes_get_none(
     assert server.parent is None
     assert server.name == "GET /v1/accounts/<account_id>"
     assert server.attributes["http.response.status_code"] == 404
+    # Traced, the read runs through SQLAlchemy (not the driver's cursor): its SQL has a span.
+    sql = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert any("FROM accounts" in str(s.attributes.get("db.statement", "")) for s in sql), sql
+    assert all(s.parent is not None and s.parent.span_id == server.context.span_id for s in sql)
 
 
 def test_tracing_is_off_without_otel_variables(
