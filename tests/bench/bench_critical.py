@@ -122,7 +122,6 @@ def measure(pg: PostgresServer, tmp: Path) -> list[Comparison]:
     migrate(settings)
     env = {
         **service_env(settings),
-        "STRATA_CRITICAL_LOG_LEVEL": "WARNING",
         "STRATA_CRITICAL_POOL_SIZE": str(POOL_SIZE),
         "STRATA_CRITICAL_THREADS": "4",
     }

@@ -96,7 +96,6 @@ def main() -> None:
             "STRATA_ML_DATABASE_PASSWORD": APP_PASSWORD,
             "STRATA_ML_MIGRATION_USER": ROLE,
             "STRATA_ML_MIGRATION_PASSWORD": PASSWORD,
-            "STRATA_ML_LOG_LEVEL": "WARNING",
         }
         settings = MlDatabaseSettings(
             database_port=server.port,

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from services.ml.params import DocumentQuery, FieldTree
-from services.ml.store.query import Args, next_rows, where
+from services.ml.store.query import Args, next_rows, planned, where
 
 #: Column kinds: the Parquet types they become are decided by :mod:`services.ml.parquet`.
 KINDS = ("string", "bool", "int64", "float64", "json")
@@ -133,7 +133,7 @@ async def infer(
         f"SELECT {typeofs} FROM (SELECT {values} FROM ml_documents "
         f"WHERE {where(cid, q, args)} OFFSET 0) v OFFSET 0) t OFFSET 0) n"
     )
-    row = await pg.fetchrow(sql, *args.values)
+    row = await (await planned(pg, sql)).fetchrow(*args.values)
     k = _AGGREGATES
     kinds = iter([_kind(*row[k * i : k * i + k]) for i in range(len(paths))])
     return [c if c.path is None else dataclasses.replace(c, kind=next(kinds)) for c in columns]
@@ -229,7 +229,7 @@ async def batches(
         )
         args = Args()
         sql = batch_sql(cid, q, columns, args, want, space)
-        rows = await pg.fetch(sql, *args.values)
+        rows = await (await planned(pg, sql)).fetch(*args.values)
         if not rows:
             return
         size = sum(r[width] for r in rows)

@@ -9,6 +9,7 @@ statement on it (:meth:`Store.fetch_one`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from services.common.jsonbody import dumps_value, loads
 from services.common.problems import Problem
@@ -76,9 +79,8 @@ def create_engine(
             "server_settings": {
                 "application_name": name,
                 "statement_timeout": str(settings.statement_timeout_ms),
-                # Containment selectivity depends on the filter value: plan each query
-                # with its parameters instead of a cached generic plan.
-                "plan_cache_mode": "force_custom_plan",
+                # No plan_cache_mode here: a filtered read is planned for its values by
+                # being prepared afresh (store.query.planned); the rest keep generic plans.
             },
         },
     )
@@ -205,21 +207,24 @@ class Store:
         new connection; a read changes nothing, so running it twice is safe.
         """
         for attempt in (1, 2):
-            async with translate_errors(), self.reader.connect() as conn:
-                fairy = await conn.get_raw_connection()
+            async with translate_errors():
+                # Straight from the pool: SQLAlchemy's Connection and its asyncio wrapper
+                # buy nothing for one statement on the driver (docs/ml.md, point reads).
+                fairy = await self.reader.raw_connection()
                 pg: asyncpg.Connection = fairy.driver_connection
                 try:
                     return await pg.fetchrow(sql, *args)
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                     if not pg.is_closed():
                         raise
-                    await conn.invalidate()
-                    # Its siblings died with it, most likely: a new pool, like SQLAlchemy
-                    # does on a disconnect it sees (close=False: closing dead sockets waits).
-                    await self.reader.dispose(close=False)
-                    if attempt == 2:
-                        logger.warning("store unavailable: connection dropped twice")
-                        raise StoreUnavailableError() from None
+                finally:
+                    await _check_in(fairy, pg)
+                # Its siblings died with it, most likely: a new pool, like SQLAlchemy does
+                # on a disconnect it sees (close=False: closing dead sockets waits).
+                await self.reader.dispose(close=False)
+                if attempt == 2:
+                    logger.warning("store unavailable: connection dropped twice")
+                    raise StoreUnavailableError() from None
             logger.warning("read retried on a new connection: the pooled one was dropped")
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -249,6 +254,17 @@ class Store:
         await self.holders.dispose()
         if self.reader is not self.engine:
             await self.reader.dispose()
+
+
+async def _check_in(fairy: PoolProxiedConnection, pg: asyncpg.Connection) -> None:
+    """Give ``fairy`` back to its pool, or discard it when its connection is closed.
+
+    Shielded: a cancelled read (its client went away) must still give its connection
+    back, and a check-in may wait (closing an overflow connection). The pool's reset
+    is a rollback that sends nothing: the read ran outside a transaction.
+    """
+    done = fairy.invalidate if pg.is_closed() else fairy.close
+    await asyncio.shield(greenlet_spawn(done))
 
 
 async def _ping(engine: AsyncEngine) -> None:

@@ -30,6 +30,7 @@ from services.ml.params import DocumentQuery
 from services.ml.store.query import (
     Args,
     next_rows,
+    planned,
     projection,
     where,
     within_budget,
@@ -122,7 +123,7 @@ class _Export:
         """
         args = Args()
         sql = cursor_sql(self._name, self._cid, self._q, args, self._budget)
-        self._cursor = await self._pg.cursor(sql, *args.values)
+        self._cursor = await (await planned(self._pg, sql)).cursor(*args.values)
         self._fetch()
         assert self._pending is not None
         await self._pending

@@ -28,6 +28,7 @@ from services.ml.store.query import (
     build,
     collection_id,
     next_rows,
+    planned,
     projection,
     where,
     within_budget,
@@ -112,7 +113,8 @@ async def page(
             f"WHERE {condition} ORDER BY created_at, id LIMIT {args.add(want + 1, 'int')}"
         )
         left, most = args.add(budget.bytes - used, "bigint"), args.add(want, "int")
-        got = await pg.fetch(bounded(inner, _KEYS, "created_at, id", left, most), *args.values)
+        statement = await planned(pg, bounded(inner, _KEYS, "created_at, id", left, most))
+        got = await statement.fetch(*args.values)
         kept = [r for r in got if r["keep"]]
         rows += kept
         size = sum(len(r["line"]) for r in kept)
@@ -160,11 +162,12 @@ async def sample(
     if after is not None:
         position = f"{args.add(after.rank, 'text')}, {args.add(after.id, 'text')}"
         condition += f" AND ({rank}, id) > ({position})"
-    ranked = await pg.fetch(
+    statement = await planned(
+        pg,
         f"SELECT id, {rank} AS rank FROM ml_documents WHERE {condition} "  # noqa: S608
         f"ORDER BY rank, id LIMIT {args.add(n - served, 'int')}",
-        *args.values,
     )
+    ranked = await statement.fetch(*args.values)
     rows, complete = await render(pg, cid, q, [r["id"] for r in ranked], budget)
     items = [_item(r, name) for r in rows]
     if complete or not rows:
