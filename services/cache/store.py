@@ -44,6 +44,7 @@ from services.cache.errors import CounterOverflowError, StoreUnavailableError
 from services.cache.sentinel import MasterFollower
 from services.cache.settings import CacheSettings
 from services.common.metrics import Metrics
+from services.common.warmup import warm_up
 
 logger = logging.getLogger("strata.cache.store")
 
@@ -145,18 +146,9 @@ class CacheStore:
             await self._follower.start()
 
     async def warm(self) -> None:
-        """Open one pooled connection before the worker takes requests.
-
-        Readiness pings from one worker at a time, so without this the other worker opened
-        its first connection for a client's request: on a node starved by a rollout, that
-        connect (a DNS lookup, TCP, AUTH) can outlast the connect timeout, and the request
-        answers 503. When Redis cannot be reached this logs a warning and returns: the
-        worker starts anyway, unready, and connects on demand once Redis is back.
-        """
-        try:
-            await self.ping()
-        except Exception as error:  # any failure: start unready, never refuse to start
-            logger.warning("store not reachable at start-up: %s", type(error).__name__)
+        """Open one pooled connection before the worker takes requests
+        (services.common.warmup: a Redis that is down leaves the worker unready)."""
+        await warm_up(self.ping, logger)
 
     async def close(self) -> None:
         """Close every pooled connection (after the server stopped)."""

@@ -109,11 +109,12 @@ def fetch_one(
             hide_parameters=conn.engine.hide_parameters,
             dialect=dialect,
         ) from exc
-    except BaseException as exc:
-        if not isinstance(exc, Exception):
-            # Interrupted mid-statement (worker exit): never hand the connection back to
-            # the pool in that state, as SQLAlchemy would not.
-            conn.invalidate()
+    except Exception:
+        raise
+    except BaseException:
+        # Interrupted mid-statement (worker exit): never hand the connection back to the
+        # pool in that state, as SQLAlchemy would not.
+        conn.invalidate()
         raise
     finally:
         if cursor is not None:

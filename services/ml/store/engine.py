@@ -23,6 +23,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from services.common.jsonbody import dumps_value, loads
 from services.common.problems import Problem
+from services.common.warmup import warm_up
 from services.ml.errors import StoreError, StoreUnavailableError
 from services.ml.settings import MlDatabaseSettings
 from services.ml.store.redact import is_database_error, redacted
@@ -233,20 +234,15 @@ class Store:
         await _ping(self.engine)
 
     async def warm(self) -> None:
-        """Open one pooled connection to each database before the worker takes requests.
-
-        Readiness pings from one worker at a time, so without this the other worker opened
-        its first connection for a client's request: on a node starved by a rollout, that
-        connect (SCRAM and all) can outlast ``connect_timeout`` and the request answers 503.
-        When the database is not reachable it logs a warning and returns: the worker starts
-        anyway, unready, and connects on demand once the database is back.
-        """
+        """Open one pooled connection to each database before the worker takes requests
+        (services.common.warmup: a database that is down leaves the worker unready)."""
         engines = [self.engine] if self.reader is self.engine else [self.engine, self.reader]
-        try:
+
+        async def ping_all() -> None:
             for engine in engines:
                 await _ping(engine)
-        except Exception as error:  # any failure: start unready, never refuse to start
-            logger.warning("store not reachable at start-up: %s", type(error).__name__)
+
+        await warm_up(ping_all, logger)
 
     async def close(self) -> None:
         """Close every pooled connection."""
