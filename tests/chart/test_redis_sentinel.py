@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ SENTINEL = str(CHART / "ci" / "sentinel-values.yaml")
 EXTERNAL = str(CHART / "ci" / "external-sentinel-values.yaml")
 DOMAIN = "strata-redis-hl.strata.svc.cluster.local"
 PODS = [f"strata-redis-{i}.{DOMAIN}" for i in range(3)]
+FIND_MASTER = (CHART / "files" / "redis-find-master.sh").read_text().rstrip()
 
 
 def containers(r: Render) -> dict[str, dict[str, Any]]:
@@ -46,17 +48,22 @@ def test_redis_and_sentinel_containers(render: RenderFn) -> None:
     for script in (redis, sentinel):
         # stable names, never pod IPs; the master decided from Sentinel, the volume, pod 0
         assert f'me="${{HOSTNAME:-$(hostname)}}.{DOMAIN}"' in script
-        assert "SENTINEL get-master-addr-by-name mymaster" in script
-        assert "/data/sentinel/sentinel.conf" in script
-        assert f"echo {PODS[0]}" in script
-        assert "for i in $(seq 0 2)" in script
-        # a Sentinel failing this pod over makes it wait (bounded: twice failover-timeout)
-        assert "*,s_down,*|*,o_down,*|*,failover_in_progress,*) pending=" in script
-        assert "until=$(( $(date +%s) + 40 ))" in script
-        assert "REDISCLI_AUTH" in script.split("master=$(", 1)[1], "only inside the subshell"
+        # files/redis-find-master.sh decides, in a subshell (tests/integration/cache/
+        # test_find_master.py runs it): the Sentinels of the two other pods, the volume, pod 0
+        finder = script.split("master=$(\n", 1)[1].split("\n)\n", 1)[0]
+        assert finder.endswith(textwrap.indent(FIND_MASTER, "  "))
+        assert 'export FIND_SELF="$me 6379"' in finder
+        assert f'FIND_FIRST="{PODS[0]} 6379"' in finder
+        assert "for i in $(seq 0 2)" in finder
+        assert '[ "$host" = "$me" ] || FIND_SENTINELS="$FIND_SENTINELS $host:26379"' in finder
+        # bounded wait: twice failover-timeout
+        assert 'FIND_MASTER="mymaster" FIND_WAIT=40' in finder
+        assert "FIND_SENTINEL_CONF=/data/sentinel/sentinel.conf" in finder
+        assert 'FIND_SENTINEL_AUTH="$spw"' in finder
+        assert "REDISCLI_AUTH" not in script.replace(finder, ""), "only inside the subshell"
     assert 'echo "replica-announce-ip $me"' in redis
     assert 'echo "requirepass $pwq"' in redis and 'echo "masterauth $pwq"' in redis
-    assert 'then echo "replicaof $master 6379"' in redis
+    assert 'if [ "$master" != "$me 6379" ]; then echo "replicaof $master"; fi' in redis
     assert "min-replicas-to-write 0" in redis
     assert redis.rstrip().endswith('exec redis-server "$conf" "$@"')
     assert " ".join(c["redis"]["args"]).count("--appendonly yes --appendfsync everysec") == 1
@@ -65,7 +72,7 @@ def test_redis_and_sentinel_containers(render: RenderFn) -> None:
         "sentinel announce-hostnames yes",
         "sentinel announce-ip $me",
         "requirepass $spwq",
-        "sentinel monitor mymaster $master 6379 2",
+        "sentinel monitor mymaster $master 2",
         "sentinel auth-pass mymaster $pwq",
         "sentinel down-after-milliseconds mymaster 5000",
     ):
@@ -234,8 +241,9 @@ def test_schema_refuses(helm: str, sets: tuple[str, ...]) -> None:
 
 
 def carried_over(script: str, old_conf: str, master: str, tmp: Path) -> list[str]:
-    """What the Sentinel's start script carries over from its previous ``sentinel.conf``:
-    the rendered fragment, run by ``sh`` and ``awk``."""
+    """What the Sentinel's start script carries over from its previous ``sentinel.conf``
+    when ``master`` ("<host> <port>") is master: the rendered fragment, run by ``sh`` and
+    ``awk``."""
     start = script.index('if [ -f "$conf" ]; then')
     fragment = script[start : script.index("fi\n", start) + 3]
     conf = tmp / "sentinel.conf"
@@ -270,7 +278,7 @@ def test_a_restarted_sentinel_never_knows_the_master_as_a_replica(
             "port 26379",
         ]
     )
-    kept = carried_over(script, old + "\n", PODS[1], tmp_path)
+    kept = carried_over(script, old + "\n", f"{PODS[1]} 6379", tmp_path)
     assert kept == [
         "sentinel myid 0123456789abcdef0123456789abcdef01234567",
         "sentinel current-epoch 3",
@@ -281,5 +289,5 @@ def test_a_restarted_sentinel_never_knows_the_master_as_a_replica(
     ]
     # With the master unchanged every replica it knew is kept.
     assert f"sentinel known-replica mymaster {PODS[1]} 6379" in carried_over(
-        script, old + "\n", PODS[0], tmp_path
+        script, old + "\n", f"{PODS[0]} 6379", tmp_path
     )

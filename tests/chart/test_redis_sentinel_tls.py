@@ -5,6 +5,7 @@ uses rediss:// and TLS to the Sentinels (charts/strata/README.md, "TLS to the st
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ TLS_DIR = "/etc/strata-tls"
 CLI_TLS = f"--tls --cacert {TLS_DIR}/ca.crt"
 MOUNT = "/var/run/secrets/strata"
 HANDOVER = (CHART / "files" / "redis-handover.sh").read_text().rstrip()
+FIND_MASTER = (CHART / "files" / "redis-find-master.sh").read_text().rstrip()
 #: Every redis-cli call of a script, with the options that follow it.
 CLI_CALL = re.compile(r"redis-cli\b[^\n|)]*")
 
@@ -92,19 +94,26 @@ def test_sentinel_serves_tls_only_and_reaches_its_peers_over_it(render: RenderFn
     assert echoed == unquoted(tls_lines(chart_tls(), 26379))
     assert 'echo "port 26379"' not in script
     # Written afresh at every start: none of it is carried over from the file Sentinel rewrote.
-    assert "tls" not in script.split("awk -v name=", 1)[1]
+    assert "tls" not in script.rsplit("awk -v name=", 1)[1]
 
 
 def test_every_redis_cli_in_the_pod_speaks_tls(render: RenderFn) -> None:
     pod = by_name(redis_pod(render(SENTINEL_TLS)))
+    # files/redis-find-master.sh in both containers takes its TLS options from FIND_TLS_CA.
+    embedded = textwrap.indent(FIND_MASTER, "  ")
+    for name in ("redis", "sentinel"):
+        script = pod[name]["command"][2]
+        assert f"  export FIND_TLS_CA={TLS_DIR}/ca.crt\n{embedded}\n)" in script, name
+    body = FIND_MASTER.split("ask() {", 1)[1].split("\n}", 1)[0]
+    assert 'set -- --tls --cacert "$FIND_TLS_CA" "$@"' in body
+    # Every other call is written out: the two readiness probes.
     calls = [
         call
         for name in ("redis", "sentinel")
         for script in scripts(pod[name])
-        for call in CLI_CALL.findall(script)
+        for call in CLI_CALL.findall(script.replace(embedded, ""))
     ]
-    # findMaster twice per container (Sentinel of another pod: address, flags), two probes.
-    assert len(calls) == 6, calls
+    assert len(calls) == 2, calls
     for call in calls:
         assert call.startswith(f"redis-cli {CLI_TLS} "), call
     hook = pod["redis"]["lifecycle"]["preStop"]["exec"]["command"][-1]
@@ -126,9 +135,12 @@ def test_plain_sentinel_mode_has_no_tls(render: RenderFn) -> None:
     pod = by_name(spec)
     assert as_directives(pod["redis"]["args"])[0] == "port 6379"
     assert 'echo "port 26379"' in pod["sentinel"]["command"][2]
+    embedded = textwrap.indent(FIND_MASTER, "  ")  # plain text unless FIND_TLS_CA is set
     for name in ("redis", "sentinel"):
         for s in scripts(pod[name]):
+            s = s.replace(embedded, "")
             assert "--tls" not in s and "tls-" not in s and "HANDOVER_TLS_CA" not in s
+            assert "FIND_TLS_CA" not in s
     assert "server-tls" not in {v["name"] for v in spec["volumes"]}
     data = r.get("ConfigMap", "strata-cache")["data"]
     assert data["STRATA_CACHE_REDIS_URL"] == "redis://strata-redis:6379/0"

@@ -50,6 +50,12 @@ WHO_IS_MASTER = (
     "redis-cli --no-auth-warning --raw -p 26379 SENTINEL get-master-addr-by-name "
     f"{MASTER_NAME} | head -n 1"
 )
+IN_TILT = (
+    "spw=$(cat /var/run/secrets/strata/sentinel-password 2>/dev/null || true); "
+    'if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi; '
+    "redis-cli --no-auth-warning --raw -p 26379 INFO sentinel | tr -d '\\r' | "
+    "awk -F: '$1 == \"sentinel_tilt\" { print $2 }'"
+)
 REPLICATION = (
     "pw=$(cat /var/run/secrets/strata/redis-password 2>/dev/null || true); "
     'if [ -n "$pw" ]; then export REDISCLI_AUTH="$pw"; fi; '
@@ -187,10 +193,17 @@ def master_pod(p: Any, via: str) -> str:
     return host.split(".", 1)[0]
 
 
+def in_tilt(p: Any, via: str) -> bool:
+    """Whether the Sentinel in pod ``via`` is in TILT (it acts on nothing for 30 s)."""
+    out = p.c.k("exec", via, "-c", "sentinel", "--", "sh", "-c", IN_TILT, timeout=20)
+    return out.strip() != "0"
+
+
 def settled(p: Any, pods: list[str]) -> str:
-    """The master's pod when every Sentinel names it and all its replicas are online; else ""."""
+    """The master's pod when every Sentinel names it, none is in TILT and all its replicas are
+    online; else ""."""
     named = {master_pod(p, pod) for pod in pods}
-    if len(named) != 1:
+    if len(named) != 1 or any(in_tilt(p, pod) for pod in pods):
         return ""
     master = named.pop()
     info = p.c.k("exec", master, "-c", "redis", "--", "sh", "-c", REPLICATION, timeout=20)
@@ -225,8 +238,13 @@ def p_sentinel(p: Any) -> str:
         details.append("standalone data kept across the switch")
     pods = sorted(p.c.ready_pod_names("redis"))
     # Settled first: the switch to sentinel mode restarts the pods and Sentinel may still be
-    # failing over (seen once 3.5 s before the deletion), or a replica still syncing.
+    # failing over (seen once 3.5 s before the deletion), a replica still syncing, or a
+    # Sentinel in TILT: one that took over 2 s to start (its config's host names resolved
+    # one by one on this cluster's slow DNS) acts on nothing for 30 s, so a failover asked
+    # for then waits that long (seen: +try-failover at +0.6 s, -tilt at +23.9 s).
+    t = time.monotonic()
     old = wait_for("the Sentinel set settled", lambda: settled(p, pods), timeout=180, every=2)
+    details.append(f"set settled in {time.monotonic() - t:.1f}s")
     others = [name for name in pods if name != old]
     say(f"master is {old}; watching through {others[0]}")
     tag = f"sentinel-{uuid.uuid4().hex[:6]}"
@@ -288,6 +306,7 @@ def p_sentinel(p: Any) -> str:
         every=2,
     )
     p.wait_ready(cache, timeout=120)
+    say(f"{old} restarted: " + start_choice(p, old))
     # The release stays in sentinel mode for the proofs after this one: they start on a set
     # whose Sentinels agree and whose replicas are online again (a Sentinel that came back
     # with a stale view once demoted the new master here, and proof 15 met the refusals).
@@ -476,6 +495,17 @@ def server_view(seen: dict[str, list[str]], recs: list[Rec], deleted: float) -> 
     return lines
 
 
+def start_choice(p: Any, pod: str) -> str:
+    """What the start script of ``pod``'s redis container said about the master it chose
+    (files/redis-find-master.sh: ``redis: ...`` lines; one per second while it waits)."""
+    out = p.c.k("logs", pod, "-c", "redis", "--tail=500", check_rc=False, timeout=60)
+    said = [ln for ln in out.splitlines() if ln.startswith("redis: ")]
+    waits = [ln for ln in said if "not starting as master yet" in ln]
+    other = [ln for ln in said if ln not in waits]
+    shown = ([f"{len(waits)} waits, the first: {waits[0]}"] if waits else []) + other
+    return "; ".join(shown) or "-"
+
+
 def sentinel_events(p: Any, pod: str, deleted: float) -> list[tuple[str, float]]:
     """Failover events from a Sentinel's log, in seconds from the deletion (same clock)."""
     out = p.c.k("logs", pod, "-c", "sentinel", "--tail=200", check_rc=False, timeout=60)
@@ -496,6 +526,6 @@ def sentinel_events(p: Any, pod: str, deleted: float) -> list[tuple[str, float]]
         except ValueError:
             continue
         at = wall.replace(tzinfo=UTC).timestamp() - offset - deleted
-        if at > -5:
+        if at > -35:  # a TILT entered before the deletion lasts 30 s
             events.append((event, at))
     return events

@@ -99,20 +99,16 @@ spw=""
 {{/*
 sh shared by the redis and sentinel containers of sentinel mode: $me (this pod's DNS name),
 hexq (a value as a double-quoted \xHH string: any byte is safe in redis.conf), and
-$master, decided the same way in both containers:
-  1. a running Sentinel of another pod names the master (it knows about failovers);
-  2. else the master this pod's own Sentinel last recorded on the volume (all pods
-     restarted at once: the last master stays master, no acknowledged write is dropped by
-     resyncing it from a stale replica);
-  3. else pod 0 (first start).
-redis-cli runs in a subshell so the Sentinel password never enters redis-server's environment;
-with redis.tls.server it speaks TLS to the Sentinels (strata.redis.cliTls).
+$master ("<host> <port>"), decided the same way in both containers by
+files/redis-find-master.sh: the Sentinels of the other pods when they agree and none may be
+failing this pod over, else what this pod's own Sentinel last recorded on the volume, else
+pod 0. It runs in a subshell so the Sentinel password never enters redis-server's
+environment; with redis.tls.server it speaks TLS to the Sentinels.
 */}}
 {{- define "strata.redis.findMaster" -}}
 {{- $s := .Values.redis.sentinel -}}
 {{- $name := include "strata.componentName" (dict "root" . "component" "redis") -}}
 {{- $domain := include "strata.redis.podDomain" . -}}
-{{- $cli := include "strata.redis.cliTls" . -}}
 me="${HOSTNAME:-$(hostname)}.{{ $domain }}"
 hexq() {
   h=$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n' | sed 's/../\\x&/g')
@@ -121,39 +117,21 @@ hexq() {
   printf '"%s"' "$h"
 }
 master=$(
-  if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi
-  # Sentinels that still name this pod while they count it down or fail it over (its
-  # previous container stopped moments ago) are about to promote a replica: wait for that
-  # rather than start as a master whose writes the promotion would discard. Bounded (twice
-  # failover-timeout); then as before.
-  until=$(( $(date +%s) + {{ div (mul (int $s.failoverTimeout) 2) 1000 }} ))
-  while :; do
-    named="" pending=""
-    for i in $(seq 0 {{ sub (int $s.replicas) 1 }}); do
-      host="{{ $name }}-$i.{{ $domain }}"
-      [ "$host" = "$me" ] && continue
-      reply=$(timeout 3 redis-cli{{ $cli }} --no-auth-warning -e --raw -h "$host" -p 26379 SENTINEL get-master-addr-by-name {{ $s.masterName }} 2>/dev/null) || continue
-      m=$(printf '%s\n' "$reply" | head -n 1)
-      [ -n "$m" ] || continue
-      [ -n "$named" ] || { named=$m; via=$host; }
-      [ "$m" = "$me" ] || continue
-      flags=$(timeout 3 redis-cli{{ $cli }} --no-auth-warning --raw -h "$host" -p 26379 SENTINEL master {{ $s.masterName }} 2>/dev/null | awk 'prev == "flags" { print; exit } { prev = $0 }')
-      # No answer about the flags counts as pending too (bounded): fail towards waiting.
-      case ",$flags," in ,,|*,s_down,*|*,o_down,*|*,failover_in_progress,*) pending="$host: ${flags:-no flags}" ;; esac
-    done
-    [ -n "$named" ] || break
-    if [ -z "$pending" ] || [ "$(date +%s)" -ge "$until" ]; then
-      echo "redis: the Sentinel of $via names $named as master" >&2; echo "$named"; exit 0
-    fi
-    echo "redis: a Sentinel names this pod as master while failing it over ($pending): waiting" >&2
-    sleep 1
+  export FIND_SELF="$me 6379" FIND_FIRST="{{ include "strata.redis.podHost" (dict "root" . "index" 0) }} 6379"
+  FIND_SENTINELS=""
+  for i in $(seq 0 {{ sub (int $s.replicas) 1 }}); do
+    host="{{ $name }}-$i.{{ $domain }}"
+    [ "$host" = "$me" ] || FIND_SENTINELS="$FIND_SENTINELS $host:26379"
   done
-  if [ -f /data/sentinel/sentinel.conf ]; then
-    m=$(awk '$1 == "sentinel" && $2 == "monitor" && $3 == "{{ $s.masterName }}" { print $4; exit }' /data/sentinel/sentinel.conf)
-    if [ -n "$m" ]; then echo "redis: no Sentinel answers; this pod's Sentinel last knew $m as master" >&2; echo "$m"; exit 0; fi
-  fi
-  echo "redis: no Sentinel answers and none ran here before: first start, pod 0 is master" >&2
-  echo {{ include "strata.redis.podHost" (dict "root" . "index" 0) }}
+  # Twice failover-timeout (a failover Sentinel gave up on is retried after one), at most
+  # 60 s: with a round of questions on top it must end well within the startup probes
+  # (the sentinel container's 120 s), or a kubelet restart begins the wait again.
+  export FIND_SENTINELS FIND_MASTER={{ $s.masterName | quote }} FIND_WAIT={{ min 60 (div (mul (int $s.failoverTimeout) 2) 1000) }}
+  export FIND_SENTINEL_CONF=/data/sentinel/sentinel.conf FIND_SENTINEL_AUTH="$spw"
+  {{- if include "strata.redis.serverTls" . }}
+  export FIND_TLS_CA={{ include "strata.tls.serverDir" nil }}/ca.crt
+  {{- end }}
+  {{- .Files.Get "files/redis-find-master.sh" | trimSuffix "\n" | nindent 2 }}
 )
 {{- end -}}
 
