@@ -239,9 +239,9 @@ def p_sentinel(p: Any) -> str:
     pods = sorted(p.c.ready_pod_names("redis"))
     # Settled first: the switch to sentinel mode restarts the pods and Sentinel may still be
     # failing over (seen once 3.5 s before the deletion), a replica still syncing, or a
-    # Sentinel in TILT: one that took over 2 s to start (its config's host names resolved
-    # one by one on this cluster's slow DNS) acts on nothing for 30 s, so a failover asked
-    # for then waits that long (seen: +try-failover at +0.6 s, -tilt at +23.9 s).
+    # Sentinel in TILT: one whose timer stalled for over 2 s (seen shortly after the switch)
+    # acts on nothing for 30 s, so a failover asked for then waits that long (seen:
+    # +try-failover at +0.6 s, -tilt at +23.9 s).
     t = time.monotonic()
     old = wait_for("the Sentinel set settled", lambda: settled(p, pods), timeout=180, every=2)
     details.append(f"set settled in {time.monotonic() - t:.1f}s")
