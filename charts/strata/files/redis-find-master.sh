@@ -46,12 +46,15 @@ ask() { # host:port args... (timeout's status 124: no answer in time)
 }
 # Without an answer from any Sentinel: what this pod's own Sentinel last recorded (all pods
 # restarted), else the first pod (a first start).
-fallback="" why="no Sentinel answers and none ran here before: first start, $FIND_FIRST is master"
+fallback=""
 if [ -f "$FIND_SENTINEL_CONF" ]; then
   fallback=$(awk -v name="$FIND_MASTER" '$1 == "sentinel" && $2 == "monitor" && $3 == name { print $4, $5; exit }' "$FIND_SENTINEL_CONF")
-  why="no Sentinel answers; this pod's Sentinel last knew $fallback as master"
 fi
-[ -n "$fallback" ] || { fallback=$FIND_FIRST; why="no Sentinel answers and none ran here before: first start, $FIND_FIRST is master"; }
+if [ -n "$fallback" ]; then
+  why="no Sentinel answers; this pod's Sentinel last knew $fallback as master"
+else
+  fallback=$FIND_FIRST why="no Sentinel answers and none ran here before: first start, $FIND_FIRST is master"
+fi
 until=$(($(date +%s) + FIND_WAIT))
 while :; do
   names_me="" elsewhere="" pending="" silent=""

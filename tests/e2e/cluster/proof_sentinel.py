@@ -44,17 +44,15 @@ RECOVERY = 10.0
 # Beyond the bound, the load's own deadline per request (the harness client's is 10 s): a
 # connection that kube-proxy accepts but never delivers must not blind a load thread for 10 s.
 CLIENT_EXTRA = 2.5
-WHO_IS_MASTER = (
+# redis-cli to the pod's own Sentinel, with its password when it has one.
+SENTINEL_CLI = (
     "spw=$(cat /var/run/secrets/strata/sentinel-password 2>/dev/null || true); "
     'if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi; '
-    "redis-cli --no-auth-warning --raw -p 26379 SENTINEL get-master-addr-by-name "
-    f"{MASTER_NAME} | head -n 1"
+    "redis-cli --no-auth-warning --raw -p 26379 "
 )
+WHO_IS_MASTER = SENTINEL_CLI + f"SENTINEL get-master-addr-by-name {MASTER_NAME} | head -n 1"
 IN_TILT = (
-    "spw=$(cat /var/run/secrets/strata/sentinel-password 2>/dev/null || true); "
-    'if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi; '
-    "redis-cli --no-auth-warning --raw -p 26379 INFO sentinel | tr -d '\\r' | "
-    "awk -F: '$1 == \"sentinel_tilt\" { print $2 }'"
+    SENTINEL_CLI + "INFO sentinel | tr -d '\\r' | awk -F: '$1 == \"sentinel_tilt\" { print $2 }'"
 )
 REPLICATION = (
     "pw=$(cat /var/run/secrets/strata/redis-password 2>/dev/null || true); "
