@@ -40,8 +40,7 @@ def mount(
         app.route(
             rule,
             methods=READ_METHODS if reads else (op.method,),
-            name=endpoint.name,
-            ignore_body=reads,
+            name=endpoint.name,  # a GET's body is read and ignored, as read_route says
             ctx_endpoint=endpoint,
             ctx_applies=endpoint.applies,
             **endpoint.options,

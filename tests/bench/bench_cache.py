@@ -113,11 +113,12 @@ def wrk(
     CPU per request hardly depends on other load on the machine, unlike requests/s.
     """
     script = Path(tempfile.mkdtemp()) / "request.lua"
-    body = json.dumps({"value": VALUE, "ttl": 600}) if put else ""
+    # A GET carries no body: with wrk.body = "" wrk would frame it with Content-Length: 0.
+    body = json.dumps({"value": VALUE, "ttl": 600}) if put else None
     script.write_text(
         f'wrk.method = "{"PUT" if put else "GET"}"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
+        + (f"wrk.body = {json.dumps(body)}\n" if body is not None else "")
+        + 'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
     )
     args = [

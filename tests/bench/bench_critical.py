@@ -13,8 +13,9 @@ shape (tests/bench/bare_flask.py), funds a set of accounts, then measures in one
   handler (one SELECT by key);
 * GET /livez (the HTTP stack alone, no database), for scale.
 
-Prints one table (tests/bench/report.py): figures drift between runs on a shared machine,
-the same-run ratios are what the goals of issue 15 are about.
+Every figure is the median of ``BENCH_ROUNDS`` (3) interleaved rounds. Prints one table
+(tests/bench/report.py): figures drift between runs on a shared machine, the same-run
+ratios are what the goals of issue 15 are about.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -41,6 +44,7 @@ ACCOUNTS = 100
 PGBENCH_CLIENTS = 16
 POOL_SIZE = 4
 SECONDS = load.SECONDS
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 WRK_TRANSFER = """
 local ids = {%(ids)s}
@@ -153,17 +157,33 @@ def measure(pg: PostgresServer, tmp: Path) -> list[Comparison]:
         account_lua = load.random_path_script("/v1/accounts/%s", ids, tmp)
 
         print(
-            f"critical: {SECONDS}s each, wrk -t{load.THREADS} -c{load.CONNECTIONS}, "
+            f"critical: {SECONDS}s each, median of {ROUNDS} interleaved rounds, "
+            f"wrk -t{load.THREADS} -c{load.CONNECTIONS}, "
             f"pgbench {PGBENCH_CLIENTS} clients, gunicorn 2 workers x 4 threads (both)"
         )
         url = settings.url().render_as_string(hide_password=False)
+        # Interleaved rounds, the median of each figure: a burst of other work on the shared
+        # machine (or autovacuum after a round of transfers) then weighs on every target
+        # alike instead of on whichever ran during it.
+        runs: dict[str, list[float]] = {}
         with peers.bare_flask(url, tmp, POOL_SIZE) as bare:
-            get_strata = load.wrk(server.base_url, auth, account_lua)
-            get_bare = load.wrk(bare, auth, account_lua)
-            post_strata = load.wrk(f"{server.base_url}/v1/transfers", auth, transfer_lua)
-            post_bare = load.wrk(f"{bare}/v1/transfers", auth, transfer_lua)
-        post_pgbench = pgbench(pg, transfer_sql)
-        livez = load.wrk(f"{server.base_url}/livez")
+            targets: dict[str, Callable[[], float]] = {
+                "get_strata": lambda: load.wrk(server.base_url, auth, account_lua),
+                "get_bare": lambda: load.wrk(bare, auth, account_lua),
+                "livez": lambda: load.wrk(f"{server.base_url}/livez"),
+                "post_strata": lambda: load.wrk(
+                    f"{server.base_url}/v1/transfers", auth, transfer_lua
+                ),
+                "post_bare": lambda: load.wrk(f"{bare}/v1/transfers", auth, transfer_lua),
+                "post_pgbench": lambda: pgbench(pg, transfer_sql),
+            }
+            for _ in range(ROUNDS):
+                for name, run in targets.items():
+                    runs.setdefault(name, []).append(run())
+        median = {name: statistics.median(figures) for name, figures in runs.items()}
+        get_strata, get_bare, livez = median["get_strata"], median["get_bare"], median["livez"]
+        post_strata, post_bare = median["post_strata"], median["post_bare"]
+        post_pgbench = median["post_pgbench"]
     finally:
         server.stop()
     transfers = "POST /v1/transfers"

@@ -71,3 +71,42 @@ class RawConnection:
     def close(self) -> None:
         """Close the client side."""
         self.sock.close()
+
+
+def get_with_body(port: int, path: str, token: str, body: bytes, request_id: str) -> list[int]:
+    """GET ``path`` carrying ``body`` (``Content-Length`` framed, even when empty), then a
+    plain GET on the same connection; the two statuses.
+
+    The server handles a connection's requests in turn, so once the second answer is in,
+    whatever the server did after the first (Sanic drains and logs an unread body after
+    the answer) is done and logged. Both requests carry ``request_id`` (and ``-after``).
+    """
+    connection = RawConnection(port)
+    statuses = []
+    try:
+        for suffix, payload in (("", body), ("-after", None)):
+            head = [
+                f"GET {path} HTTP/1.1",
+                "Host: test",
+                f"Authorization: Bearer {token}",
+                f"X-Request-ID: {request_id}{suffix}",
+            ]
+            if payload is not None:
+                head.append(f"Content-Length: {len(payload)}")
+            connection.send("\r\n".join([*head, "", ""]).encode() + (payload or b""))
+            statuses.append(connection.response().status)
+    finally:
+        connection.close()
+    return statuses
+
+
+def logged_levels(log: str, request_id: str) -> list[tuple[str, str]]:
+    """``(level, msg)`` of every JSON log line of ``log`` that carries ``request_id``."""
+    found = []
+    for line in log.splitlines():
+        if request_id not in line or not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("request_id") == request_id:
+            found.append((entry["level"], entry["msg"]))
+    return found
