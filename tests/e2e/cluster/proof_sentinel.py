@@ -44,11 +44,16 @@ RECOVERY = 10.0
 # Beyond the bound, the load's own deadline per request (the harness client's is 10 s): a
 # connection that kube-proxy accepts but never delivers must not blind a load thread for 10 s.
 CLIENT_EXTRA = 2.5
-# redis-cli to the pod's own Sentinel, with its password when it has one.
+# redis-cli to the pod's own Sentinel, with its password when it has one. Every query runs
+# in the pod's redis container (which mounts both passwords and reaches the Sentinel on the
+# pod's loopback), never the sentinel container: an exec's processes are charged to the
+# container it runs in, and on this saturated 2-core node a container of a 10m CPU request
+# that has just spent CPU waits seconds for its turn (a Sentinel whose timer stalls over 2 s
+# goes into TILT for 30 s). The sentinel container keeps only its own probe.
 SENTINEL_CLI = (
     "spw=$(cat /var/run/secrets/strata/sentinel-password 2>/dev/null || true); "
     'if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi; '
-    "redis-cli --no-auth-warning --raw -p 26379 "
+    "redis-cli --no-auth-warning --raw -h 127.0.0.1 -p 26379 "
 )
 WHO_IS_MASTER = SENTINEL_CLI + f"SENTINEL get-master-addr-by-name {MASTER_NAME} | head -n 1"
 IN_TILT = (
@@ -57,7 +62,12 @@ IN_TILT = (
 REPLICATION = (
     "pw=$(cat /var/run/secrets/strata/redis-password 2>/dev/null || true); "
     'if [ -n "$pw" ]; then export REDISCLI_AUTH="$pw"; fi; '
-    "redis-cli --no-auth-warning -p 6379 INFO replication"
+    "redis-cli --no-auth-warning -h 127.0.0.1 -p 6379 INFO replication"
+)
+# What settled() needs of one pod, in one exec: its Sentinel's master and TILT flag, then
+# its Redis's replication section.
+POD_STATE = (
+    f'echo "master=$({WHO_IS_MASTER})"; echo "tilt=$({IN_TILT})"; ' + REPLICATION + " | tr -d '\\r'"
 )
 T0 = time.monotonic()
 
@@ -185,28 +195,48 @@ class Load:
 
 def master_pod(p: Any, via: str) -> str:
     """The master's pod name as the Sentinel in pod ``via`` reports it."""
-    out = p.c.k("exec", via, "-c", "sentinel", "--", "sh", "-c", WHO_IS_MASTER, timeout=20)
+    out = p.c.k("exec", via, "-c", "redis", "--", "sh", "-c", WHO_IS_MASTER, timeout=20)
     host = out.strip().splitlines()[0] if out.strip() else ""
     require(bool(host), f"the Sentinel of {via} names no master")
     return host.split(".", 1)[0]
 
 
-def in_tilt(p: Any, via: str) -> bool:
-    """Whether the Sentinel in pod ``via`` is in TILT (it acts on nothing for 30 s)."""
-    out = p.c.k("exec", via, "-c", "sentinel", "--", "sh", "-c", IN_TILT, timeout=20)
-    return out.strip() != "0"
+@dataclass
+class PodState:
+    """One Redis pod as settled() sees it."""
+
+    master: str  # the master's pod, as this pod's Sentinel names it ("" if none)
+    tilt: bool
+    replication: str  # INFO replication of this pod's Redis
+
+
+def pod_state(p: Any, pod: str) -> PodState:
+    """Sentinel's view and Redis's replication of ``pod``, in one kubectl exec."""
+    out = p.c.k("exec", pod, "-c", "redis", "--", "sh", "-c", POD_STATE, timeout=20)
+    lines = out.splitlines()
+    fields = dict(ln.split("=", 1) for ln in lines[:2] if "=" in ln)
+    return PodState(
+        master=fields.get("master", "").split(".", 1)[0],
+        tilt=fields.get("tilt", "").strip() != "0",
+        replication="\n".join(lines[2:]),
+    )
 
 
 def settled(p: Any, pods: list[str]) -> str:
     """The master's pod when every Sentinel names it, none is in TILT and all its replicas are
-    online; else ""."""
-    named = {master_pod(p, pod) for pod in pods}
-    if len(named) != 1 or any(in_tilt(p, pod) for pod in pods):
-        return ""
+    online; otherwise an AssertionError saying what is not so (wait_for reports the last)."""
+    states = {pod: pod_state(p, pod) for pod in pods}
+    named = {state.master for state in states.values()}
+    require(len(named) == 1 and "" not in named, f"the Sentinels name {named or '-'}")
+    tilted = [pod for pod, state in states.items() if state.tilt]
+    require(not tilted, f"the Sentinel of {', '.join(tilted)} is in TILT")
     master = named.pop()
-    info = p.c.k("exec", master, "-c", "redis", "--", "sh", "-c", REPLICATION, timeout=20)
+    require(master in states, f"the Sentinels name {master}, not one of {pods}")
+    info = states[master].replication
     online = [ln for ln in info.splitlines() if ln.startswith("slave") and "state=online" in ln]
-    return master if "role:master" in info and len(online) == len(pods) - 1 else ""
+    require("role:master" in info, f"{master} is not serving as master")
+    require(len(online) == len(pods) - 1, f"{len(online)} of {len(pods) - 1} replicas online")
+    return master
 
 
 def switch_to_sentinel(p: Any) -> str:
@@ -241,7 +271,16 @@ def p_sentinel(p: Any) -> str:
     # acts on nothing for 30 s, so a failover asked for then waits that long (seen:
     # +try-failover at +0.6 s, -tilt at +23.9 s).
     t = time.monotonic()
-    old = wait_for("the Sentinel set settled", lambda: settled(p, pods), timeout=180, every=2)
+    try:
+        old = wait_for("the Sentinel set settled", lambda: settled(p, pods), timeout=180, every=3)
+    except AssertionError:
+        for pod in pods:  # what kept it from settling, as each Sentinel logged it
+            logged = sentinel_events(p, pod, time.monotonic(), before=time.monotonic() - t + 60)
+            say(
+                f"Sentinel log ({pod}): "
+                + ("; ".join(f"{e} {at:+.1f}s" for e, at in logged) or "-")
+            )
+        raise
     details.append(f"set settled in {time.monotonic() - t:.1f}s")
     others = [name for name in pods if name != old]
     say(f"master is {old}; watching through {others[0]}")
@@ -308,7 +347,7 @@ def p_sentinel(p: Any) -> str:
     # The release stays in sentinel mode for the proofs after this one: they start on a set
     # whose Sentinels agree and whose replicas are online again (a Sentinel that came back
     # with a stale view once demoted the new master here, and proof 15 met the refusals).
-    wait_for("the Sentinel set settled again", lambda: settled(p, pods), timeout=180, every=2)
+    wait_for("the Sentinel set settled again", lambda: settled(p, pods), timeout=180, every=3)
 
     failed = [x for x in records if not x.ok]
     failed_writes = [x for x in failed if x.kind != "get"]
@@ -504,8 +543,11 @@ def start_choice(p: Any, pod: str) -> str:
     return "; ".join(shown) or "-"
 
 
-def sentinel_events(p: Any, pod: str, deleted: float) -> list[tuple[str, float]]:
-    """Failover events from a Sentinel's log, in seconds from the deletion (same clock)."""
+def sentinel_events(
+    p: Any, pod: str, deleted: float, before: float = 35.0
+) -> list[tuple[str, float]]:
+    """Failover events from a Sentinel's log, in seconds from the deletion (same clock),
+    from ``before`` seconds ahead of it (a TILT entered before the deletion lasts 30 s)."""
     out = p.c.k("logs", pod, "-c", "sentinel", "--tail=200", check_rc=False, timeout=60)
     offset = time.time() - time.monotonic()
     events = []
@@ -524,6 +566,6 @@ def sentinel_events(p: Any, pod: str, deleted: float) -> list[tuple[str, float]]
         except ValueError:
             continue
         at = wall.replace(tzinfo=UTC).timestamp() - offset - deleted
-        if at > -35:  # a TILT entered before the deletion lasts 30 s
+        if at > -before:
             events.append((event, at))
     return events
