@@ -48,8 +48,9 @@ CLIENT_EXTRA = 2.5
 # in the pod's redis container (which mounts both passwords and reaches the Sentinel on the
 # pod's loopback), never the sentinel container: an exec's processes are charged to the
 # container it runs in, and on this saturated 2-core node a container of a 10m CPU request
-# that has just spent CPU waits seconds for its turn (a Sentinel whose timer stalls over 2 s
-# goes into TILT for 30 s). The sentinel container keeps only its own probe.
+# that has just spent CPU can wait seconds for its turn (a Sentinel whose timer stalls over
+# 2 s goes into TILT for 30 s; not the only cause: docs/cluster-e2e.md, proof 12). The
+# sentinel container keeps only its own probe.
 SENTINEL_CLI = (
     "spw=$(cat /var/run/secrets/strata/sentinel-password 2>/dev/null || true); "
     'if [ -n "$spw" ]; then export REDISCLI_AUTH="$spw"; fi; '
